@@ -1,0 +1,74 @@
+"""sRGB <-> CIE L*a*b* (D65, 2 degree observer) in TensorFlow, matching skimage.color.
+
+The networks work on normalised Lab: L/50 - 1 in [-1, 1] goes in, a/110 and b/110 come out
+(REFERENCE.md, "Colour"). Everything here is vectorised TF so it runs inside tf.data maps and
+tf.functions, on any batch shape (..., 3).
+"""
+import numpy as np
+import tensorflow as tf
+
+# skimage.color.colorconv: sRGB matrix and the D65 / 2 degree reference white.
+_XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
+                          [0.212671, 0.715160, 0.072169],
+                          [0.019334, 0.119193, 0.950227]])
+_RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB)
+_WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+
+# Normalisation of the reference code: L in [0, 100] -> [-1, 1]; a, b in [-110, 110] -> [-1, 1].
+L_SCALE, AB_SCALE = 50.0, 110.0
+
+
+def _matmul_last(x, matrix):
+    return tf.tensordot(x, tf.constant(matrix.T, x.dtype), axes=1)
+
+
+def rgb_to_lab(rgb):
+    """sRGB in [0, 1] (float) or uint8 -> absolute Lab (L in [0, 100])."""
+    if rgb.dtype == tf.uint8:
+        rgb = tf.cast(rgb, tf.float32) / 255.0
+    rgb = tf.convert_to_tensor(rgb, tf.float32)
+    linear = tf.where(rgb > 0.04045, tf.pow((rgb + 0.055) / 1.055, 2.4), rgb / 12.92)
+    # Fold the white-point division into the matrix: one tensordot instead of two passes.
+    xyz = _matmul_last(linear, _XYZ_FROM_RGB / _WHITE_D65[:, None])
+    f = tf.where(xyz > 0.008856, tf.pow(tf.maximum(xyz, 0.008856), 1.0 / 3.0),
+                 7.787 * xyz + 16.0 / 116.0)
+    fx, fy, fz = tf.unstack(f, axis=-1)
+    return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def lab_to_rgb(lab):
+    """Absolute Lab -> sRGB float in [0, 1] (clipped, as skimage does)."""
+    lab = tf.convert_to_tensor(lab, tf.float32)
+    L, a, b = tf.unstack(lab, axis=-1)
+    fy = (L + 16.0) / 116.0
+    # skimage clips negative z before the cube (out-of-gamut blues).
+    f = tf.stack([a / 500.0 + fy, fy, tf.maximum(fy - b / 200.0, 0.0)], axis=-1)
+    xyz = tf.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / 7.787)
+    linear = _matmul_last(xyz * _WHITE_D65.astype(np.float32), _RGB_FROM_XYZ)
+    srgb = tf.where(linear > 0.0031308,
+                    1.055 * tf.pow(tf.maximum(linear, 0.0031308), 1.0 / 2.4) - 0.055,
+                    linear * 12.92)
+    return tf.clip_by_value(srgb, 0.0, 1.0)
+
+
+def rgb_to_model_input(rgb):
+    """RGB (uint8 or [0, 1]) -> (L, ab) normalised for the networks, shapes (..., 1), (..., 2)."""
+    lab = rgb_to_lab(rgb)
+    return lab[..., :1] / L_SCALE - 1.0, lab[..., 1:] / AB_SCALE
+
+
+def model_output_to_lab(L, ab):
+    """Normalised (L, ab) -> absolute Lab (..., 3)."""
+    L = tf.cast(L, tf.float32)
+    ab = tf.cast(ab, tf.float32)
+    return tf.concat([(L + 1.0) * L_SCALE, ab * AB_SCALE], axis=-1)
+
+
+def model_output_to_rgb(L, ab):
+    """Normalised (L, ab) -> sRGB float in [0, 1]."""
+    return lab_to_rgb(model_output_to_lab(L, ab))
+
+
+def to_uint8(rgb):
+    """[0, 1] float -> uint8 with rounding (skimage.util.img_as_ubyte rounds too)."""
+    return tf.cast(tf.round(tf.clip_by_value(rgb, 0.0, 1.0) * 255.0), tf.uint8)

@@ -1,0 +1,24 @@
+"""Dataset names -> image sources for a split ("train" or "test")."""
+from data import cifar10, folder, places365
+from data.pipeline import array_source, file_source
+
+
+def _cifar10(path, split, image_size):
+    return array_source(cifar10.load_cifar10(path, split))
+
+
+def _places365(path, split, image_size):
+    return file_source(places365.list_places365(path, split), image_size)
+
+
+def _folder(path, split, image_size):
+    return file_source(folder.list_folder(path, split), image_size)
+
+
+DATASETS = {"cifar10": _cifar10, "places365": _places365, "folder": _folder}
+
+
+def load_source(dataset, path, split, image_size):
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(DATASETS)}")
+    return DATASETS[dataset](path, split, image_size)

@@ -1,0 +1,185 @@
+"""The colorization model: owns the generator, the discriminator, their optimizers, the training
+step and checkpoint I/O.
+
+`model="gan"` is the paper's conditional GAN; `model="unet"` is its CNN baseline, the same
+generator trained with the L1 term alone.  All numbers come from REFERENCE.md ("Losses and
+schedule").
+"""
+import keras
+import tensorflow as tf
+
+from models import checkpoint as ckpt
+from models.discriminator import build_discriminator
+from models.generator import build_generator
+
+MODELS = ("gan", "unet")
+MIN_LEARNING_RATE = 1e-6  # reference code: the decayed rate is floored here
+D_LR_FACTOR = 0.1  # reference code: D learns at a tenth of G's rate
+G_STEPS_PER_BATCH = 2  # reference code: one D step, then two G steps on the same batch
+
+
+def architecture(model, encoder, dropout_layers, image_size, mixed_precision=False):
+    """The part of a run's options that fixes the variables; stored in every checkpoint."""
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}; valid models: {', '.join(MODELS)}")
+    return {"model": model, "encoder": [list(layer) for layer in encoder],
+            "dropout_layers": dropout_layers, "image_size": image_size,
+            "mixed_precision": bool(mixed_precision)}
+
+
+class ColorizationModel:
+    def __init__(self, config, lr=3e-4, lr_decay_rate=0.1, lr_decay_steps=1e4, beta1=0.0,
+                 l1_weight=100.0, label_smoothing=False, global_batch_size=1, strategy=None, jit_compile=False):
+        self.config = config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.is_gan = config["model"] == "gan"
+        self.lr, self.lr_decay_rate, self.lr_decay_steps = lr, lr_decay_rate, lr_decay_steps
+        self.l1_weight = l1_weight
+        self.real_label = 0.9 if label_smoothing else 1.0  # one-sided label smoothing
+        self.global_batch_size = global_batch_size
+        self.traces = 0  # how often the training step was traced (one per input shape)
+        policy = mixed_precision_policy() if config["mixed_precision"] else None
+        with self.strategy.scope():
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.generator = build_generator(config["encoder"], config["dropout_layers"],
+                                             dtype=policy)
+            self.g_optimizer = self._adam(1.0, beta1, policy)
+            self.discriminator = build_discriminator(dtype=policy) if self.is_gan else None
+            self.d_optimizer = self._adam(D_LR_FACTOR, beta1, policy) if self.is_gan else None
+            # Optimizer slots exist before the first step, so a checkpoint can be restored into them.
+            self.g_optimizer.build(self.generator.trainable_variables)
+            if self.is_gan:
+                self.d_optimizer.build(self.discriminator.trainable_variables)
+        # XLA is opt-in: it made the CIFAR-10 step slower on CPUs (STYLE.md); GPUs may gain.
+        self._train_step = tf.function(self._distributed_step, jit_compile=jit_compile or None)
+        self._predict = tf.function(
+            self._predict_ab, input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+
+    # ----------------------------------------------------------------------------------- schedule
+    def learning_rate(self, step=None):
+        """G's rate: lr * decay_rate^(step / decay_steps), continuous, floored at 1e-6."""
+        step = tf.cast(self.step if step is None else step, tf.float32)
+        decayed = self.lr * tf.pow(self.lr_decay_rate, step / self.lr_decay_steps)
+        return tf.maximum(decayed, MIN_LEARNING_RATE)
+
+    def _adam(self, factor, beta1, policy):
+        # Adam with beta1 = 0 and epsilon = 1e-8 as in the reference (Keras' default is 1e-7).
+        optimizer = keras.optimizers.Adam(learning_rate=lambda: factor * self.learning_rate(),
+                                          beta_1=beta1, beta_2=0.999, epsilon=1e-8)
+        if policy == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    # ------------------------------------------------------------------------------- training step
+    def train_step(self, L, ab):
+        """One batch (already on the strategy's devices): returns the losses as float tensors."""
+        return self._train_step(L, ab)
+
+    def _distributed_step(self, L, ab):
+        self.traces += 1  # runs only while tracing
+        losses = self.strategy.run(self._replica_step, args=(L, ab))
+        self.step.assign_add(1)
+        # Each replica's losses are already divided by the global batch: their sum is the mean.
+        return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for name, value in losses.items()}
+
+    def _replica_step(self, L, ab):
+        if not self.is_gan:
+            return self._generator_step(L, ab)
+        losses = self._discriminator_step(L, ab)
+        for _ in range(G_STEPS_PER_BATCH):
+            g_losses = self._generator_step(L, ab)
+        return {**losses, **g_losses}
+
+    def _discriminator_step(self, L, ab):
+        fake = self.generator(L, training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator([L, ab], training=True)
+            fake_logits = self.discriminator([L, fake], training=True)
+            d_real = self._mean(bce_per_example(self.real_label, real_logits))
+            d_fake = self._mean(bce_per_example(0.0, fake_logits))
+            loss = d_real + d_fake
+        self._apply(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
+        return {"d_real": d_real, "d_fake": d_fake}
+
+    def _generator_step(self, L, ab):
+        with tf.GradientTape() as tape:
+            fake = self.generator(L, training=True)
+            g_l1 = self._mean(tf.reduce_mean(tf.abs(ab - fake), axis=[1, 2, 3]))
+            losses = {"g_l1": g_l1}
+            loss = self.l1_weight * g_l1
+            if self.is_gan:
+                # Non-saturating GAN term: fake patches labelled real.
+                fake_logits = self.discriminator([L, fake], training=True)
+                losses["g_gan"] = self._mean(bce_per_example(1.0, fake_logits))
+                loss += losses["g_gan"]
+        self._apply(self.g_optimizer, tape, loss, self.generator.trainable_variables)
+        return losses
+
+    def _mean(self, per_example):
+        """Sum over this replica's examples divided by the global batch (tf.distribute's rule)."""
+        return tf.reduce_sum(per_example) / self.global_batch_size
+
+    @staticmethod
+    def _apply(optimizer, tape, loss, variables):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            loss = optimizer.scale_loss(loss)
+        optimizer.apply(tape.gradient(loss, variables), variables)
+
+    # ---------------------------------------------------------------------------------- inference
+    def predict_ab(self, L):
+        """Normalised L (N, H, W, 1) -> normalised a*b* (N, H, W, 2), inference mode."""
+        return self._predict(tf.convert_to_tensor(L, tf.float32))
+
+    def _predict_ab(self, L):
+        return tf.cast(self.generator(L, training=False), tf.float32)
+
+    # -------------------------------------------------------------------------------- checkpoints
+    def _variable_groups(self):
+        # .variables, not .weights: the dropout seed states belong to an exact resume too.
+        groups = {"generator": self.generator.variables, "g_optimizer": self.g_optimizer.variables}
+        if self.is_gan:
+            groups.update(discriminator=self.discriminator.variables,
+                          d_optimizer=self.d_optimizer.variables)
+        return groups
+
+    def save(self, path, options, state):
+        state = {**state, "step": int(self.step.numpy())}
+        ckpt.write_checkpoint(path, self._variable_groups(), self.config, options, state)
+
+    def restore(self, path):
+        """Restores weights, optimizer moments and the step counter; returns the saved state."""
+        config, _, state = ckpt.read_metadata(path)
+        if config != self.config:
+            raise ckpt.CheckpointError(f"{path} was written for another architecture: "
+                                       f"{describe_difference(config, self.config)}")
+        ckpt.restore_variables(path, self._variable_groups())
+        self.step.assign(state["step"])
+        return state
+
+
+def bce_per_example(target, logits):
+    """Sigmoid cross-entropy against a constant target, averaged over the patches of each example."""
+    logits = tf.cast(logits, tf.float32)
+    labels = tf.fill(tf.shape(logits), tf.constant(target, tf.float32))
+    loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+    return tf.reduce_mean(loss, axis=[1, 2, 3])
+
+
+def mixed_precision_policy():
+    """bfloat16 where there is no GPU (CPUs with AVX-512 BF16 / AMX run it natively), else float16."""
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+def describe_difference(saved, wanted):
+    keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+    return "; ".join(f"{k} is {saved.get(k)} in the checkpoint, {wanted.get(k)} here" for k in keys)
+
+
+def load_for_inference(path):
+    """A model restored from a checkpoint file or run folder, plus its (config, options, state)."""
+    path = ckpt.resolve_checkpoint(path)
+    config, options, state = ckpt.read_metadata(path)
+    model = ColorizationModel(config)
+    model.restore(path)
+    return model, options, state

@@ -1,0 +1,21 @@
+"""The 70x70 PatchGAN discriminator (REFERENCE.md, "Discriminator"): [L, a*b*] in, patch logits out."""
+import keras
+from keras import layers
+
+# (filters, stride, batchnorm) per layer, 4x4 kernels; the last one gives one logit per patch.
+LAYERS = [(64, 2, False), (128, 2, True), (256, 2, True), (512, 1, True), (1, 1, False)]
+
+
+def build_discriminator(dtype=None, name="discriminator"):
+    L = keras.Input((None, None, 1), name="L")
+    ab = keras.Input((None, None, 2), name="ab")
+    x = layers.Concatenate(name="condition", dtype=dtype)([L, ab])
+    for i, (filters, stride, batchnorm) in enumerate(LAYERS):
+        last = i == len(LAYERS) - 1
+        x = layers.Conv2D(filters, 4, stride, padding="same", name=f"conv{i}",
+                          dtype="float32" if last else dtype)(x)
+        if batchnorm:
+            x = layers.BatchNormalization(name=f"bn{i}", dtype=dtype)(x)
+        if not last:
+            x = layers.LeakyReLU(negative_slope=0.2, name=f"lrelu{i}", dtype=dtype)(x)
+    return keras.Model([L, ab], x, name=name)

@@ -1,0 +1,174 @@
+"""Train the paper's conditional GAN (--model gan) or its U-Net baseline (--model unet).
+
+    python train.py --dataset cifar10 [--model unet] [options]
+
+Running the same command again resumes from the run's latest checkpoint.  See options.py.
+"""
+import signal
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from tqdm import tqdm
+
+import evaluation
+import figures
+from data.datasets import load_source
+from data.errors import DatasetError
+from data.pipeline import eval_batches, train_batches
+from models import checkpoint as ckpt
+from models.colorization import ColorizationModel, architecture, describe_difference
+from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options
+from training_log import TrainingLog
+
+
+class StopRequest:
+    """Ctrl-C / SIGTERM ask the loop to stop after the current step and save; a second Ctrl-C kills."""
+
+    def __init__(self):
+        self.signal = None
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        self.signal = signum
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def build_model(opt, strategy=None):
+    preset = generator_preset(opt.dataset, opt.image_size)
+    config = architecture(opt.model, preset["encoder"], preset["dropout_layers"], opt.image_size,
+                          opt.mixed_precision)
+    return ColorizationModel(config, lr=opt.lr, lr_decay_rate=opt.lr_decay_rate,
+                             lr_decay_steps=opt.lr_decay_steps, beta1=opt.beta1,
+                             l1_weight=opt.l1_weight, label_smoothing=opt.label_smoothing,
+                             global_batch_size=opt.batch_size, strategy=strategy, jit_compile=opt.xla)
+
+
+def check_resumable(latest, opt):
+    """Refuses to resume a checkpoint whose architecture options differ from this command's."""
+    _, saved, _ = ckpt.read_metadata(latest)
+    wanted = {k: getattr(opt, k) for k in ARCHITECTURE_OPTIONS}
+    saved = {k: saved.get(k) for k in ARCHITECTURE_OPTIONS}
+    if saved != wanted:
+        raise ckpt.CheckpointError(
+            f"{latest} belongs to another run ({describe_difference(saved, wanted)}); "
+            f"use another --checkpoints-path or the checkpoint's options")
+
+
+def sample_batch(source, size, seed):
+    """A fixed, seeded choice of test images for the sample grids."""
+    indices = np.sort(np.random.default_rng(seed).choice(len(source), min(size, len(source)), replace=False))
+    return next(iter(eval_batches(source.subset(indices), len(indices))))
+
+
+def save_samples(model, batch, path):
+    rgb, L, _ = batch
+    colorized = evaluation.to_uint8(evaluation.colorize(model, L))
+    grid = figures.triplet_grid(rgb.numpy(), [colorized])
+    figures.save_image(grid, path, min_size=512)
+    return grid
+
+
+def train(opt):
+    run = Path(opt.checkpoints_path)
+    latest = ckpt.latest_checkpoint(run)
+    if latest:
+        check_resumable(latest, opt)
+    train_source = load_source(opt.dataset, opt.dataset_path, "train", opt.image_size)
+    test_source = load_source(opt.dataset, opt.dataset_path, "test", opt.image_size)
+    steps_per_epoch = len(train_source) // opt.batch_size
+    if steps_per_epoch == 0:
+        raise DatasetError(f"{len(train_source)} training images is less than one batch of {opt.batch_size}")
+
+    keras.utils.set_random_seed(opt.seed)
+    model = build_model(opt)
+    state = {"epoch": 0, "position": 0}
+    if latest:
+        state = model.restore(latest)
+        print(f"Resuming {latest} at step {state['step']} (epoch {state['epoch'] + 1}, "
+              f"image {state['position']} of {len(train_source)})")
+    else:
+        print(f"New run in {run}: {opt.model} on {opt.dataset} ({len(train_source)} training, "
+              f"{len(test_source)} test images), {steps_per_epoch} steps per epoch")
+    options = vars(opt)
+    log = TrainingLog(run)
+    samples = sample_batch(test_source, opt.sample_size, opt.seed)
+    stop = StopRequest()
+    step = int(model.step.numpy())
+    epoch, position = state["epoch"], state["position"]
+
+    def save():
+        model.save(run / ckpt.checkpoint_name(step), options,
+                   {"epoch": epoch, "position": position, "seconds": time.time() - started})
+        ckpt.prune_checkpoints(run, opt.keep_checkpoints)
+
+    started = time.time() - state.get("seconds", 0.0)
+    while epoch < opt.epochs and not done(step, opt, stop):
+        bar = tqdm(total=steps_per_epoch * opt.batch_size, initial=position // opt.batch_size * opt.batch_size,
+                   unit="img", desc=f"epoch {epoch + 1}/{opt.epochs}", disable=not opt.progress,
+                   dynamic_ncols=True, leave=True)
+        pending, tick = [], time.time()
+        for position, L, ab in train_batches(train_source, opt.batch_size, opt.seed, epoch, position,
+                                             opt.augment):
+            pending.append(model.train_step(L, ab))
+            step, position = step + 1, int(position)
+            bar.update(opt.batch_size)
+            if step % opt.log_interval == 0:
+                row = {name: float(np.mean([p[name] for p in pending])) for name in pending[0]}
+                rate = len(pending) * opt.batch_size / (time.time() - tick)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
+                log.losses({**row, "step": step, "epoch": epoch + 1, "seconds": round(time.time() - started, 1),
+                            "lr": float(model.learning_rate()), "images_per_s": round(rate, 1)})
+                pending, tick = [], time.time()
+            if step % opt.sample_interval == 0:
+                log.image("samples", step, save_samples(model, samples, run / "samples" / f"step_{step:08d}.png"))
+            if step % opt.save_interval == 0:
+                save()
+            if done(step, opt, stop):
+                break
+        bar.close()
+        if not done(step, opt, stop) or position + opt.batch_size > len(train_source):
+            epoch, position = epoch + 1, 0
+            save()
+            end_of_epoch(model, opt, log, test_source, run, step, epoch)
+    if latest is None or step > state["step"]:
+        save()
+    log.flush()
+    if stop.signal:
+        print(f"Stopped at step {step}: saved {run / ckpt.checkpoint_name(step)}; "
+              f"run the same command to resume", file=sys.stderr)
+        return 128 + stop.signal
+    print(f"Finished at step {step} (epoch {epoch}): {run / ckpt.checkpoint_name(step)}")
+    return 0
+
+
+def done(step, opt, stop):
+    return stop.signal is not None or (opt.max_steps is not None and step >= opt.max_steps)
+
+
+def end_of_epoch(model, opt, log, test_source, run, step, epoch):
+    if opt.eval_images != 0:
+        limit = None if opt.eval_images < 0 else opt.eval_images
+        scores = evaluation.evaluate(model, test_source, opt.batch_size, limit, ("accuracy", "mae"))
+        log.evaluation({"step": step, "epoch": epoch, **scores})
+        print(f"epoch {epoch}: test accuracy {scores['accuracy']:.2%}, MAE {scores['mae']:.2f} "
+              f"({min(limit or len(test_source), len(test_source))} images)")
+    if log.log_path.exists():
+        figures.plot_loss_curves({opt.model: log.log_path}, run / "loss.png")
+    log.flush()
+
+
+def main(argv=None):
+    opt = parse_train_options(argv)
+    try:
+        return train(opt)
+    except (DatasetError, ckpt.CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

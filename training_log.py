@@ -1,0 +1,47 @@
+"""What a training run writes as it goes: CSV logs (appended on resume) and TensorBoard events."""
+import csv
+from pathlib import Path
+
+import tensorflow as tf
+
+LOG_FIELDS = ("step", "epoch", "seconds", "lr", "images_per_s", "d_real", "d_fake", "g_gan", "g_l1")
+EVAL_FIELDS = ("step", "epoch", "accuracy", "mae")
+
+
+class TrainingLog:
+    def __init__(self, run_dir):
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = run_dir / "log.csv"
+        self.eval_path = run_dir / "eval.csv"
+        self.writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+
+    def losses(self, row):
+        self._append(self.log_path, LOG_FIELDS, row)
+        with self.writer.as_default(step=row["step"]):
+            for key in ("lr", "images_per_s", "d_real", "d_fake", "g_gan", "g_l1"):
+                if key in row:
+                    tf.summary.scalar(f"train/{key}", row[key])
+
+    def evaluation(self, row):
+        self._append(self.eval_path, EVAL_FIELDS, row)
+        with self.writer.as_default(step=row["step"]):
+            for key in ("accuracy", "mae"):
+                tf.summary.scalar(f"test/{key}", row[key])
+
+    def image(self, name, step, array):
+        with self.writer.as_default(step=step):
+            tf.summary.image(name, array[None], max_outputs=1)
+
+    def flush(self):
+        self.writer.flush()
+
+    @staticmethod
+    def _append(path, fields, row):
+        # Append only: a resumed run continues the same log, it never truncates it.
+        new = not path.exists() or path.stat().st_size == 0
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
