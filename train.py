@@ -133,6 +133,7 @@ def train(opt):
         if not done(step, opt, stop) or position + opt.batch_size > len(train_source):
             epoch, position = epoch + 1, 0
             save()
+            log.image("samples", step, save_samples(model, samples, run / "samples" / f"epoch_{epoch:04d}.png"))
             end_of_epoch(model, opt, log, test_source, run, step, epoch)
     if latest is None or step > state["step"]:
         save()
