@@ -1,0 +1,43 @@
+"""Small builders shared by the tests: tiny models, tiny images, tiny datasets."""
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from models.colorization import ColorizationModel, architecture
+
+# A U-Net with the paper's structure but a few filters, so a training step takes milliseconds.
+TINY_ENCODER = [(8, 1), (16, 2), (16, 2)]
+
+
+def tiny_model(kind="gan", batch=4, mixed_precision=False, **hparams):
+    config = architecture(kind, TINY_ENCODER, 1, 16, mixed_precision)
+    return ColorizationModel(config, global_batch_size=batch, **hparams)
+
+
+def random_batch(batch=4, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
+    ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
+    return L, ab
+
+
+def colouring_task(n, size=16, seed=0):
+    """Images whose colour follows from their lightness and shape: bright discs are orange, the
+    dark background blue.  A colorizer can learn it; predicting no colour cannot."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    images = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        cy, cx, r = rng.uniform(4, size - 4), rng.uniform(4, size - 4), rng.uniform(2, 5)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+        images[i] = np.where(disc[..., None], [240, 160, 40], [30, 50, 120])
+    return images
+
+
+def write_images(folder, count, size=(20, 24), seed=0, ext="png"):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img_{i:03d}.{ext}")
+    return folder

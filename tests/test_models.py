@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from data import color
+from models import checkpoint as ckpt
+from models.colorization import ColorizationModel, architecture, load_for_inference
+from models.discriminator import build_discriminator
+from models.generator import PRESETS, build_generator, folder_preset
+from tests.helpers import colouring_task, random_batch, tiny_model
+
+
+@pytest.mark.parametrize("preset, size, params", [("cifar10", 32, 16.65e6), ("places365", 256, 42.0e6)])
+def test_generator_presets_have_the_papers_size_and_shapes(preset, size, params):
+    g = build_generator(**PRESETS[preset])
+    assert abs(g.count_params() - params) / params < 0.01
+    assert g(tf.zeros([2, size, size, 1])).shape == (2, size, size, 2)
+
+
+def test_patchgan_gives_70x70_patch_logits():
+    d = build_discriminator()
+    assert abs(d.count_params() - 2.77e6) / 2.77e6 < 0.01
+    assert d([tf.zeros([1, 32, 32, 1]), tf.zeros([1, 32, 32, 2])]).shape == (1, 4, 4, 1)
+    assert d([tf.zeros([1, 256, 256, 1]), tf.zeros([1, 256, 256, 2])]).shape == (1, 32, 32, 1)
+
+
+@pytest.mark.parametrize("size, downsamplings", [(32, 4), (64, 5), (224, 5), (128, 6), (256, 7), (512, 7)])
+def test_folder_preset_depth_follows_the_image_size(size, downsamplings):
+    encoder = folder_preset(size)["encoder"]
+    assert sum(stride == 2 for _, stride in encoder) == downsamplings
+    assert build_generator(**folder_preset(size))(tf.zeros([1, size, size, 1])).shape == (1, size, size, 2)
+
+
+def test_one_gan_step_changes_both_networks_and_batchnorm_statistics():
+    model = tiny_model("gan")
+    g_before = [v.numpy().copy() for v in model.generator.variables]
+    d_before = [v.numpy().copy() for v in model.discriminator.variables]
+    losses = model.train_step(*random_batch())
+    assert set(losses) == {"d_real", "d_fake", "g_gan", "g_l1"}
+    assert all(np.isfinite(float(v)) for v in losses.values())
+    for net, before in ((model.generator, g_before), (model.discriminator, d_before)):
+        changed = {v.path for v, b in zip(net.variables, before) if not np.array_equal(v.numpy(), b)}
+        assert any("kernel" in p for p in changed)
+        assert any("moving_mean" in p for p in changed) and any("moving_variance" in p for p in changed)
+    assert int(model.step.numpy()) == 1
+    # One D step then two G steps per batch (the reference's schedule).
+    assert int(model.d_optimizer.iterations.numpy()) == 1 and int(model.g_optimizer.iterations.numpy()) == 2
+
+
+def test_unet_baseline_trains_the_generator_alone():
+    model = tiny_model("unet")
+    assert model.discriminator is None
+    assert set(model.train_step(*random_batch())) == {"g_l1"}
+
+
+def test_dropout_runs_in_training_and_inference_is_deterministic():
+    model = tiny_model("gan")
+    L, _ = random_batch()
+    train_a = model.generator(L, training=True).numpy()
+    train_b = model.generator(L, training=True).numpy()
+    assert not np.array_equal(train_a, train_b)
+    assert np.array_equal(model.predict_ab(L).numpy(), model.predict_ab(L).numpy())
+    # Inference uses BatchNorm's moving statistics: one image alone gives the same as in a batch.
+    assert np.allclose(model.predict_ab(L[:1]).numpy(), model.predict_ab(L).numpy()[:1], atol=1e-5)
+
+
+def test_learning_rate_decays_continuously_with_a_floor():
+    model = tiny_model(lr=3e-4, lr_decay_rate=0.1, lr_decay_steps=1e4)
+    assert float(model.learning_rate(0)) == pytest.approx(3e-4)
+    assert float(model.learning_rate(5000)) == pytest.approx(3e-4 * 0.1 ** 0.5, rel=1e-5)
+    assert float(model.learning_rate(10 ** 6)) == pytest.approx(1e-6)
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(3e-5)
+
+
+@pytest.mark.parametrize("kind", ["unet", "gan"])
+def test_model_learns_a_tiny_colouring_task(kind):
+    tf.keras.utils.set_random_seed(0)
+    images = colouring_task(64)
+    L, ab = color.rgb_to_model_input(tf.constant(images))
+    model = tiny_model(kind, batch=16, lr=2e-3)
+    for step in range(300):
+        i = (step * 16) % 64
+        model.train_step(L[i:i + 16], ab[i:i + 16])
+    test_L, test_ab = color.rgb_to_model_input(tf.constant(colouring_task(32, seed=1)))
+    l1 = float(tf.reduce_mean(tf.abs(model.predict_ab(test_L) - test_ab)))
+    no_colour = float(tf.reduce_mean(tf.abs(test_ab)))
+    assert l1 < 0.4 * no_colour, (l1, no_colour)
+
+
+def test_checkpoint_round_trips_bit_for_bit(tmp_path):
+    model = tiny_model("gan")
+    model.train_step(*random_batch())
+    path = tmp_path / "step_00000001.h5"
+    model.save(path, {"dataset": "folder"}, {"epoch": 0, "position": 4})
+    restored, options, state = load_for_inference(tmp_path)  # a run folder resolves to its latest
+    L, _ = random_batch(seed=3)
+    assert np.array_equal(model.predict_ab(L).numpy(), restored.predict_ab(L).numpy())
+    assert options == {"dataset": "folder"} and state == {"epoch": 0, "position": 4, "step": 1}
+    # Optimizer moments and step come back too: the next step is identical.
+    resumed = tiny_model("gan")
+    resumed.restore(path)
+    for a, b in zip(model.g_optimizer.variables, resumed.g_optimizer.variables):
+        assert np.array_equal(a.numpy(), b.numpy())
+    batch = random_batch(seed=4)
+    tf.keras.utils.set_random_seed(1)
+    a = model.train_step(*batch)
+    tf.keras.utils.set_random_seed(1)
+    b = resumed.train_step(*batch)
+    assert float(a["g_l1"]) == pytest.approx(float(b["g_l1"]), rel=1e-5)
+
+
+def test_bad_checkpoints_are_refused_with_a_clear_message_and_left_intact(tmp_path):
+    model = tiny_model("gan")
+    not_hdf5 = tmp_path / "notes.h5"
+    not_hdf5.write_text("hello")
+    with pytest.raises(ckpt.CheckpointError, match="not an HDF5 file"):
+        model.restore(not_hdf5)
+    assert not_hdf5.read_text() == "hello"
+    import h5py
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f["weights"] = np.zeros(3)
+    with pytest.raises(ckpt.CheckpointError, match="not a checkpoint of this project"):
+        model.restore(foreign)
+    with pytest.raises(ckpt.CheckpointError, match="not found"):
+        model.restore(tmp_path / "missing.h5")
+    other = tiny_model("unet")
+    other.save(tmp_path / "unet.h5", {}, {"epoch": 0, "position": 0})
+    with pytest.raises(ckpt.CheckpointError, match="another architecture: model is unet"):
+        model.restore(tmp_path / "unet.h5")
+
+
+def test_checkpoint_writes_are_atomic_and_pruned(tmp_path, monkeypatch):
+    model = tiny_model("unet")
+    for step in (1, 2, 3, 4):
+        model.step.assign(step)
+        model.save(tmp_path / ckpt.checkpoint_name(step), {}, {"epoch": 0, "position": 0})
+        ckpt.prune_checkpoints(tmp_path, keep=2)
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step_00000003.h5", "step_00000004.h5"]
+    good = (tmp_path / "step_00000004.h5").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(ckpt.h5py.File, "create_group", crash)
+    with pytest.raises(OSError):
+        model.save(tmp_path / "step_00000004.h5", {}, {"epoch": 0, "position": 0})
+    assert (tmp_path / "step_00000004.h5").read_bytes() == good
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000003.h5", "step_00000004.h5"]
