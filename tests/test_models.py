@@ -72,6 +72,7 @@ def test_learning_rate_decays_continuously_with_a_floor():
     assert float(model.d_optimizer.learning_rate) == pytest.approx(3e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["unet", "gan"])
 def test_model_learns_a_tiny_colouring_task(kind):
     tf.keras.utils.set_random_seed(0)
