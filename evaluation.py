@@ -1,4 +1,6 @@
 """Colorize a test split batch by batch and score it with the metrics of metrics.py."""
+import functools
+
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
@@ -45,7 +47,7 @@ def to_uint8(rgb):
 
 
 def evaluate(model, source, batch_size, limit=None, names=tuple(METRICS), progress=False,
-             predict=None):
+             predict=None, acc_thresh=2.0):
     """Mean of each metric over the first `limit` test images (all when None).
 
     `predict` maps a normalised L batch to uint8 RGB; default: the model's colorization.
@@ -61,6 +63,8 @@ def evaluate(model, source, batch_size, limit=None, names=tuple(METRICS), progre
             inputs["lab"] = (color.rgb_to_lab(true).numpy(), color.rgb_to_lab(pred / 255.0).numpy())
         for name in names:
             function, kind = METRICS[name]
+            if name == "accuracy":
+                function = functools.partial(function, thresh=acc_thresh)
             sums[name] += float(np.sum(function(*inputs[kind])))
         count += len(true)
     if count == 0:

@@ -22,6 +22,7 @@ class ImageSource:
     images: np.ndarray = None
     paths: np.ndarray = None
     image_size: int = None
+    drop_grayscale: bool = True  # files only: decided as they are decoded
 
     def __len__(self):
         return len(self.images) if self.images is not None else len(self.paths)
@@ -29,19 +30,21 @@ class ImageSource:
     def subset(self, indices):
         if self.images is not None:
             return ImageSource(images=self.images[indices])
-        return ImageSource(paths=self.paths[indices], image_size=self.image_size)
+        return ImageSource(paths=self.paths[indices], image_size=self.image_size,
+                           drop_grayscale=self.drop_grayscale)
 
 
-def array_source(images):
+def array_source(images, drop_grayscale=True):
     """CIFAR-style arrays; images whose three channels are equal are dropped, as the reference does."""
-    grey = np.all(images[..., :1] == images, axis=(1, 2, 3))
+    grey = np.all(images[..., :1] == images, axis=(1, 2, 3)) & drop_grayscale
     if grey.any():
         print(f"dropped {int(grey.sum())} grayscale images of {len(images)}", file=sys.stderr)
     return ImageSource(images=images[~grey])
 
 
-def file_source(paths, image_size):
-    return ImageSource(paths=np.asarray(paths, dtype=object).astype(str), image_size=image_size)
+def file_source(paths, image_size, drop_grayscale=True):
+    return ImageSource(paths=np.asarray(paths, dtype=object).astype(str), image_size=image_size,
+                       drop_grayscale=drop_grayscale)
 
 
 def epoch_permutation(n, seed, epoch):
@@ -62,7 +65,7 @@ def train_batches(source, batch_size, seed, epoch, start=0, augment=True):
         ds = ds.map(lambda pos, idx: (pos, tf.gather(images, idx)), num_parallel_calls=AUTOTUNE)
     else:
         ds = _decoded_files(tf.data.Dataset.from_tensor_slices((positions, source.paths[order])),
-                            source.image_size)
+                            source.image_size, source.drop_grayscale)
         ds = ds.batch(batch_size, drop_remainder=True, num_parallel_calls=AUTOTUNE)
 
     def to_model(pos, rgb):
@@ -84,18 +87,20 @@ def eval_batches(source, batch_size, limit=None):
         ds = tf.data.Dataset.from_tensor_slices(source.images[:n])
     else:
         ds = _decoded_files(tf.data.Dataset.from_tensor_slices((np.arange(n), source.paths[:n])),
-                            source.image_size).map(lambda _, rgb: rgb)
+                            source.image_size, source.drop_grayscale).map(lambda _, rgb: rgb)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
     return ds.map(lambda rgb: (rgb, *color.rgb_to_model_input(rgb)),
                   num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
-def _decoded_files(ds, image_size):
-    """(position, path) -> (position, uint8 image), skipping undecodable and grayscale files."""
+def _decoded_files(ds, image_size, drop_grayscale):
+    """(position, path) -> (position, uint8 image), skipping undecodable (and grayscale) files."""
     ds = ds.map(lambda pos, path: (pos, load_image(path, image_size)),
                 num_parallel_calls=AUTOTUNE, deterministic=True)
     # A corrupt file (truncated JPEG, bad header) logs one warning line and is skipped.
     ds = ds.ignore_errors(log_warning=True)
+    if not drop_grayscale:
+        return ds
     return ds.filter(lambda pos, rgb: tf.logical_not(is_grayscale(rgb)))
 
 

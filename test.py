@@ -1,0 +1,124 @@
+"""The paper's CNN-vs-GAN comparison: metrics table, sample grid and loss curves of checkpoints.
+
+    python test.py --checkpoint checkpoints/cifar10_unet --checkpoint checkpoints/cifar10_gan
+
+Each checkpoint (a file, or a run folder for its latest) says its dataset and architecture.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+import evaluation
+import figures
+from data.datasets import load_source
+from data.errors import DatasetError
+from data.pipeline import eval_batches
+from models import checkpoint as ckpt
+from models.colorization import load_for_inference
+
+COLUMNS = ("Dataset", "Network", "Batch size", "Epochs", "MAE", "Accuracy", "PSNR", "SSIM", "AuC",
+           "Colourfulness")
+NETWORK_NAMES = {"gan": "GAN", "unet": "U-Net (CNN)"}
+
+
+def parse_options(argv=None):
+    p = argparse.ArgumentParser(description="Evaluate colorization checkpoints on their test split.")
+    p.add_argument("--checkpoint", action="append", required=True,
+                   help="checkpoint .h5 or run folder (repeat to compare models)")
+    p.add_argument("--dataset-path", help="overrides the dataset path stored in the checkpoint")
+    p.add_argument("--output", help="output folder (default: beside the first checkpoint)")
+    p.add_argument("--max-images", type=int, help="evaluate only the first N test images")
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--acc-thresh", type=float, default=2.0, help="accuracy threshold (paper: 2)")
+    p.add_argument("--sample-size", type=int, default=8, help="test images in the sample grid")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample grid's choice of images")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    opt = p.parse_args(argv)
+    if opt.max_images is not None and opt.max_images <= 0:
+        p.error("--max-images must be positive")
+    if opt.batch_size <= 0 or opt.acc_thresh <= 0:
+        p.error("--batch-size and --acc-thresh must be positive")
+    return opt
+
+
+def row(options, network, epochs, scores):
+    return {"Dataset": options["dataset"], "Network": network,
+            "Batch size": options.get("batch_size", "-") if epochs != "-" else "-", "Epochs": epochs,
+            "MAE": round(scores["mae"], 2), "Accuracy": round(100 * scores["accuracy"], 2),
+            "PSNR": round(scores["psnr"], 2), "SSIM": round(scores["ssim"], 4),
+            "AuC": round(100 * scores["auc"], 2),
+            "Colourfulness": f"{scores['colourfulness']:.1f} (truth {scores['colourfulness_true']:.1f})"}
+
+
+def markdown_table(rows):
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    units = {"Accuracy": " %", "AuC": " %"}
+    lines += ["| " + " | ".join(f"{r[c]}{units.get(c, '')}" for c in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def evaluate_checkpoints(opt):
+    paths = [ckpt.resolve_checkpoint(c) for c in opt.checkpoint]
+    loaded = [load_for_inference(p) for p in paths]
+    first = loaded[0][1]
+    for _, options, _ in loaded[1:]:
+        if (options["dataset"], options["image_size"]) != (first["dataset"], first["image_size"]):
+            raise ckpt.CheckpointError("the checkpoints were trained on different datasets or sizes")
+    dataset_path = opt.dataset_path or first["dataset_path"]
+    source = load_source(first["dataset"], dataset_path, "test", first["image_size"])
+    if len(source) == 0:
+        raise DatasetError(f"no test images in {dataset_path}")
+    limit = opt.max_images
+    n = min(limit or len(source), len(source))
+    print(f"Evaluating on {n} test images of {first['dataset']} ({dataset_path})")
+
+    baseline = evaluation.evaluate(None, source, opt.batch_size, limit, progress=opt.progress,
+                                   predict=evaluation.no_colour, acc_thresh=opt.acc_thresh)
+    rows = [row(first, "no colour (a* = b* = 0)", "-", baseline)]
+    for (model, options, state), path in zip(loaded, paths):
+        scores = evaluation.evaluate(model, source, opt.batch_size, limit, progress=opt.progress,
+                                     acc_thresh=opt.acc_thresh)
+        rows.append(row(options, NETWORK_NAMES[options["model"]], state["epoch"], scores))
+        rows[-1]["Checkpoint"] = str(path)
+        rows[-1]["Step"] = state["step"]
+    return paths, loaded, source, rows
+
+
+def write_outputs(opt, paths, loaded, source, rows):
+    out = Path(opt.output) if opt.output else paths[0].parent
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(rows)
+    (out / "results.md").write_text(table + "\n")
+    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(table)
+
+    rng = np.random.default_rng(opt.seed)
+    k = min(opt.sample_size, len(source))
+    indices = np.sort(rng.choice(len(source), k, replace=False))
+    rgb, L, _ = next(iter(eval_batches(source.subset(indices), k)))
+    colorized = [evaluation.to_uint8(evaluation.colorize(model, L)) for model, _, _ in loaded]
+    grid = figures.triplet_grid(rgb.numpy(), colorized)
+    figures.save_image(grid, out / "samples.png", min_size=768)
+
+    logs = {NETWORK_NAMES[o["model"]]: p.parent / "log.csv" for p, (_, o, _) in zip(paths, loaded)
+            if (p.parent / "log.csv").exists()}
+    if logs:
+        figures.plot_loss_curves(logs, out / "loss.png")
+    print(f"Wrote {out / 'results.md'}, results.json, samples.png" + (", loss.png" if logs else ""))
+
+
+def main(argv=None):
+    opt = parse_options(argv)
+    try:
+        write_outputs(opt, *evaluate_checkpoints(opt))
+    except (DatasetError, ckpt.CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
