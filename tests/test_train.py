@@ -1,0 +1,132 @@
+"""train.py and test.py end to end on tiny image folders: resume, outputs, bad input."""
+import json
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+import test as test_script
+import train
+from models import checkpoint as ckpt
+from tests.conftest import ROOT
+from tests.helpers import write_images
+
+TINY = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--epochs", "3",
+        "--log-interval", "1", "--sample-interval", "2", "--save-interval", "100",
+        "--eval-images", "4", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    write_images(root / "train", 22, size=(20, 24))
+    write_images(root / "test", 6, size=(16, 16), seed=1)
+    return root
+
+
+def run(images, run_dir, *extra):
+    return train.main(TINY + ["--dataset-path", str(images), "--checkpoints-path", str(run_dir), *extra])
+
+
+def generator_weights(path):
+    with h5py.File(path) as f:
+        return [f["generator"][k][()] for k in sorted(f["generator"])]
+
+
+@pytest.mark.slow
+def test_a_stopped_and_resumed_run_ends_like_an_uninterrupted_one(images, tmp_path, capsys):
+    assert run(images, tmp_path / "straight", "--max-steps", "7") == 0
+    assert run(images, tmp_path / "resumed", "--max-steps", "3") == 0
+    assert run(images, tmp_path / "resumed", "--max-steps", "7") == 0
+    assert "Resuming" in capsys.readouterr().out
+    a = ckpt.latest_checkpoint(tmp_path / "straight")
+    b = ckpt.latest_checkpoint(tmp_path / "resumed")
+    assert a.name == b.name == "step_00000007.h5"
+    state_a, state_b = ckpt.read_metadata(a)[2], ckpt.read_metadata(b)[2]
+    assert {k: state_a[k] for k in ("step", "epoch", "position")} == {"step": 7, "epoch": 1, "position": 8}
+    assert {k: state_b[k] for k in ("step", "epoch", "position")} == {"step": 7, "epoch": 1, "position": 8}
+    # Multithreaded CPU kernels are not bit-reproducible even between two uninterrupted runs, and
+    # Adam with beta1 = 0 turns that noise into steps of up to the learning rate (3e-4): the
+    # weights agree to a few such steps, where a wrong data order or a lost optimizer state
+    # would differ by far more.
+    diffs = np.concatenate([np.abs(x - y).ravel() for x, y in zip(generator_weights(a), generator_weights(b))])
+    assert np.mean(diffs) < 1e-3
+    # The log continues across the resume: one row per step, none lost, none truncated.
+    steps = [int(line.split(",")[0]) for line in (tmp_path / "resumed" / "log.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 8))
+
+
+@pytest.mark.slow
+def test_a_run_writes_everything_and_test_py_reads_it(images, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run(images, run_dir, "--epochs", "1") == 0
+    for name in ("log.csv", "eval.csv", "loss.png", "samples/step_00000002.png", "samples/epoch_0001.png"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "tensorboard").iterdir())
+    out = tmp_path / "results"
+    assert test_script.main(["--checkpoint", str(run_dir), "--output", str(out), "--no-progress"]) == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["Network"] for r in rows] == ["no colour (a* = b* = 0)", "GAN"]
+    assert 0 <= rows[1]["Accuracy"] <= 100 and rows[1]["MAE"] > 0
+    assert (out / "results.md").read_text().startswith("| Dataset | Network | Batch size | Epochs | MAE")
+    assert (out / "samples.png").is_file() and (out / "loss.png").is_file()
+
+
+def test_a_foreign_checkpoint_in_the_run_folder_is_refused_and_kept(images, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    foreign = run_dir / "step_00000005.h5"
+    foreign.write_bytes(b"not a checkpoint")
+    assert run(images, run_dir) == 1
+    assert "not an HDF5 file" in capsys.readouterr().err
+    assert foreign.read_bytes() == b"not a checkpoint"
+
+
+def test_resuming_with_another_architecture_is_refused(images, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run(images, run_dir, "--model", "unet", "--max-steps", "1") == 0
+    before = (run_dir / "step_00000001.h5").read_bytes()
+    assert run(images, run_dir, "--model", "gan", "--max-steps", "2") == 1
+    assert "model is unet in the checkpoint, gan here" in capsys.readouterr().err
+    assert (run_dir / "step_00000001.h5").read_bytes() == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--dataset", "mnist"], "invalid choice: 'mnist'"),
+    (["--model", "vae"], "invalid choice: 'vae'"),
+    (["--dataset", "folder", "--image-size", "100"], "nearest sizes are 96 or 112"),
+    (["--dataset", "places365", "--image-size", "200"], "nearest sizes are 128 or 256"),
+    (["--batch-size", "0"], "--batch-size must be positive"),
+])
+def test_bad_options_exit_with_one_clear_line(args, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        train.main(args)
+    assert e.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_dataset_is_one_line_and_a_nonzero_exit(tmp_path):
+    result = subprocess.run([sys.executable, "train.py", "--dataset", "places365", "--dataset-path",
+                             str(tmp_path / "nowhere"), "--checkpoints-path", str(tmp_path / "run")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Places365 train images not found" in errors[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--checkpoint", "missing.h5"], "checkpoint not found"),
+    (["--checkpoint", "README.md"], "not an HDF5 file"),
+])
+def test_test_py_refuses_bad_checkpoints(args, message, capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert test_script.main(args) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_test_py_refuses_max_images_zero(capsys):
+    with pytest.raises(SystemExit) as e:
+        test_script.main(["--checkpoint", "x.h5", "--max-images", "0"])
+    assert e.value.code == 2 and "--max-images must be positive" in capsys.readouterr().err
