@@ -23,7 +23,6 @@ DATASET_PRESETS = {
 }
 # Options that decide the variables: a checkpoint refuses to resume under different values.
 ARCHITECTURE_OPTIONS = ("dataset", "model", "image_size", "mixed_precision")
-STRATEGIES = ("auto", "one", "mirrored", "multiworker")
 
 
 def build_parser():
@@ -57,10 +56,6 @@ def build_parser():
     a("--mixed-precision", action="store_true",
       help="bfloat16 on CPUs, float16 with loss scaling on GPUs (last layers and losses stay float32)")
     a("--xla", action="store_true", help="compile the training step with XLA (helps on GPUs only)")
-    a("--strategy", default="auto", choices=STRATEGIES,
-      help="auto: mirrored over all local GPUs when there are several, else one device")
-    a("--sync-bn", action=argparse.BooleanOptionalAction,
-      help="synchronise BatchNorm across replicas (default: on when there are several)")
     a("--no-progress", dest="progress", action="store_false", help="no progress bar (log files only)")
     return p
 
