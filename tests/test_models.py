@@ -147,3 +147,12 @@ def test_checkpoint_writes_are_atomic_and_pruned(tmp_path, monkeypatch):
         model.save(tmp_path / "step_00000004.h5", {}, {"epoch": 0, "position": 0})
     assert (tmp_path / "step_00000004.h5").read_bytes() == good
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_00000003.h5", "step_00000004.h5"]
+
+
+def test_mixed_precision_keeps_the_colour_head_and_losses_in_float32():
+    model = tiny_model("gan", mixed_precision=True)
+    assert model.generator.get_layer("enc1_conv").compute_dtype == "bfloat16"
+    assert model.generator.output.dtype == "float32"
+    losses = model.train_step(*random_batch())
+    assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in losses.values())
+    assert model.predict_ab(random_batch()[0]).dtype == tf.float32
