@@ -130,3 +130,27 @@ def test_test_py_refuses_max_images_zero(capsys):
     with pytest.raises(SystemExit) as e:
         test_script.main(["--checkpoint", "x.h5", "--max-images", "0"])
     assert e.value.code == 2 and "--max-images must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_the_run_resumes(images, tmp_path):
+    import os
+    import signal
+    import time
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "train.py", *TINY, "--epochs", "50", "--dataset-path", str(images),
+               "--checkpoints-path", str(run_dir)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    deadline = time.time() + 120
+    while not (run_dir / "log.csv").exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "run the same command to resume" in err
+    saved = ckpt.latest_checkpoint(run_dir)
+    step = ckpt.read_metadata(saved)[2]["step"]
+    assert step >= 1
+    assert run(images, run_dir, "--max-steps", str(step + 1)) == 0
+    assert ckpt.read_metadata(ckpt.latest_checkpoint(run_dir))[2]["step"] == step + 1
