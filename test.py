@@ -9,13 +9,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 import evaluation
 import figures
 from data.datasets import load_source
 from data.errors import DatasetError
-from data.pipeline import eval_batches
+from data.pipeline import fixed_sample
 from models import checkpoint as ckpt
 from models.colorization import load_for_inference
 
@@ -95,10 +93,7 @@ def write_outputs(opt, paths, loaded, source, rows):
     (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     print(table)
 
-    rng = np.random.default_rng(opt.seed)
-    k = min(opt.sample_size, len(source))
-    indices = np.sort(rng.choice(len(source), k, replace=False))
-    rgb, L, _ = next(iter(eval_batches(source.subset(indices), k)))
+    rgb, L, _ = fixed_sample(source, opt.sample_size, opt.seed)
     colorized = [evaluation.to_uint8(evaluation.colorize(model, L)) for model, _, _ in loaded]
     grid = figures.triplet_grid(rgb.numpy(), colorized)
     figures.save_image(grid, out / "samples.png", min_size=768)

@@ -17,7 +17,7 @@ import evaluation
 import figures
 from data.datasets import load_source
 from data.errors import DatasetError
-from data.pipeline import eval_batches, train_batches
+from data.pipeline import fixed_sample, train_batches
 from models import checkpoint as ckpt
 from models.colorization import ColorizationModel, architecture, describe_difference
 from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options
@@ -58,12 +58,6 @@ def check_resumable(latest, opt):
             f"use another --checkpoints-path or the checkpoint's options")
 
 
-def sample_batch(source, size, seed):
-    """A fixed, seeded choice of test images for the sample grids."""
-    indices = np.sort(np.random.default_rng(seed).choice(len(source), min(size, len(source)), replace=False))
-    return next(iter(eval_batches(source.subset(indices), len(indices))))
-
-
 def save_samples(model, batch, path):
     rgb, L, _ = batch
     colorized = evaluation.to_uint8(evaluation.colorize(model, L))
@@ -95,7 +89,7 @@ def train(opt):
               f"{len(test_source)} test images), {steps_per_epoch} steps per epoch")
     options = vars(opt)
     log = TrainingLog(run)
-    samples = sample_batch(test_source, opt.sample_size, opt.seed)
+    samples = fixed_sample(test_source, opt.sample_size, opt.seed)
     stop = StopRequest()
     step = int(model.step.numpy())
     epoch, position = state["epoch"], state["position"]

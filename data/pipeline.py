@@ -93,6 +93,13 @@ def eval_batches(source, batch_size, limit=None):
                   num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
 
 
+def fixed_sample(source, size, seed):
+    """(rgb, L, ab) of a fixed, seeded choice of `size` images, in one batch (sample grids)."""
+    k = min(size, len(source))
+    indices = np.sort(np.random.default_rng(seed).choice(len(source), k, replace=False))
+    return next(iter(eval_batches(source.subset(indices), k)))
+
+
 def _decoded_files(ds, image_size, drop_grayscale):
     """(position, path) -> (position, uint8 image), skipping undecodable (and grayscale) files."""
     ds = ds.map(lambda pos, path: (pos, load_image(path, image_size)),

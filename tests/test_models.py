@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from data import color
 from models import checkpoint as ckpt
-from models.colorization import ColorizationModel, architecture, load_for_inference
+from models.colorization import load_for_inference
 from models.discriminator import build_discriminator
 from models.generator import PRESETS, build_generator, folder_preset
 from tests.helpers import colouring_task, random_batch, tiny_model
