@@ -2,6 +2,8 @@
 import keras
 from keras import layers
 
+from models.convolutions import Conv2D
+
 # (filters, stride, batchnorm) per layer, 4x4 kernels; the last one gives one logit per patch.
 LAYERS = [(64, 2, False), (128, 2, True), (256, 2, True), (512, 1, True), (1, 1, False)]
 
@@ -12,7 +14,7 @@ def build_discriminator(dtype=None, name="discriminator"):
     x = layers.Concatenate(name="condition", dtype=dtype)([L, ab])
     for i, (filters, stride, batchnorm) in enumerate(LAYERS):
         last = i == len(LAYERS) - 1
-        x = layers.Conv2D(filters, 4, stride, padding="same", name=f"conv{i}",
+        x = Conv2D(filters, 4, stride, padding="same", name=f"conv{i}",
                           dtype="float32" if last else dtype)(x)
         if batchnorm:
             x = layers.BatchNormalization(name=f"bn{i}", dtype=dtype)(x)

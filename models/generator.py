@@ -7,6 +7,8 @@ stride-2 encoder layers).
 import keras
 from keras import layers
 
+from models.convolutions import Conv2D, Conv2DTranspose
+
 # (filters, stride) of each encoder layer and the number of decoder layers with dropout 0.5.
 # The decoder mirrors the encoder without its last layer.  Source: the reference code's
 # CIFAR-10 and Places365 networks.
@@ -48,13 +50,13 @@ def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, name
     x = inputs
     skips = []
     for i, (filters, stride) in enumerate(encoder):
-        x = layers.Conv2D(filters, 4, stride, padding="same", name=f"enc{i}_conv", dtype=dtype)(x)
+        x = Conv2D(filters, 4, stride, padding="same", name=f"enc{i}_conv", dtype=dtype)(x)
         x = layers.BatchNormalization(name=f"enc{i}_bn", dtype=dtype)(x)
         x = layers.LeakyReLU(negative_slope=0.2, name=f"enc{i}_lrelu", dtype=dtype)(x)
         skips.append(x)
     decoder = [filters for filters, _ in encoder[:-1]][::-1]
     for i, (filters, skip) in enumerate(zip(decoder, skips[-2::-1])):
-        x = layers.Conv2DTranspose(filters, 4, 2, padding="same", name=f"dec{i}_deconv", dtype=dtype)(x)
+        x = Conv2DTranspose(filters, 4, 2, padding="same", name=f"dec{i}_deconv", dtype=dtype)(x)
         x = layers.BatchNormalization(name=f"dec{i}_bn", dtype=dtype)(x)
         x = layers.ReLU(name=f"dec{i}_relu", dtype=dtype)(x)
         if i < dropout_layers:
