@@ -7,9 +7,9 @@ Uses the real data of ../shared/datasets (or COLORGAN_SHARED_DATASETS) when pres
 images otherwise.  A benchmark, not a test: run it alone, nothing else on the machine.
 """
 import argparse
+import csv
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -17,12 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 import evaluation
 from data.pipeline import array_source, eval_batches, file_source, train_batches
 from models.colorization import ColorizationModel, architecture
+from models import discriminator, generator
 from models.generator import PRESETS
 
 ROOT = Path(__file__).resolve().parent
@@ -39,15 +41,53 @@ def timed(fn, repeats):
     return (time.perf_counter() - start) / repeats
 
 
-def bare_step(preset, kind, mixed, steps):
-    size, batch = PRESET_SHAPES[preset]
-    model = ColorizationModel(architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"],
-                                          size, mixed), global_batch_size=batch)
+def bare_step(preset, kind, mixed, steps, batch, xla=False, keras_convolutions=False):
+    """Images/s of the training step, and its trace count.
+
+    keras_convolutions: build the networks with Keras' own Conv2D / Conv2DTranspose instead of
+    models/convolutions.py, to measure what the fast gradients buy.
+    """
+    size = PRESET_SHAPES[preset][0]
+    patched = [(generator, "Conv2D"), (generator, "Conv2DTranspose"), (discriminator, "Conv2D")]
+    saved = [getattr(module, name) for module, name in patched]
+    try:
+        if keras_convolutions:
+            for module, name in patched:
+                setattr(module, name, getattr(keras.layers, name))
+        model = ColorizationModel(architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"],
+                                              size, mixed), global_batch_size=batch, jit_compile=xla)
+    finally:
+        for (module, name), value in zip(patched, saved):
+            setattr(module, name, value)
     rng = np.random.default_rng(0)
     L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
     seconds = timed(lambda: float(model.train_step(L, ab)["g_l1"]), steps)
     return batch / seconds, model.traces
+
+
+def matmul_gflops():
+    """The machine's float32 peak as TensorFlow reaches it: a 2048x2048 matrix product."""
+    a = tf.random.normal((2048, 2048))
+    product = tf.function(lambda m: m @ m)
+    seconds = timed(lambda: product(a).numpy(), 10)
+    return 2 * 2048 ** 3 / seconds / 1e9
+
+
+def generator_gflops(encoder, size):
+    """Multiply-adds x 2 of one U-Net forward pass on a size x size image (convolutions only)."""
+    macs, channels, skips = 0, 1, []
+    for filters, stride in encoder:
+        size //= stride
+        macs += size * size * 16 * channels * filters
+        channels = filters
+        skips.append(filters)
+    for filters, skip in zip([f for f, _ in encoder[:-1]][::-1], skips[-2::-1]):
+        size *= 2
+        macs += size * size * 4 * channels * filters  # each output pixel sees 2x2 of the 4x4 taps
+        channels = filters + skip
+    macs += size * size * channels * 2
+    return 2 * macs / 1e9
 
 
 def pipeline_rate(dataset, batches):
@@ -85,77 +125,156 @@ def cifar_images():
 
 
 def train_run(args, cwd):
-    """Runs train.py in a child process; returns (its log rows, its peak resident memory in MB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    subprocess.run([sys.executable, str(ROOT / "train.py"), "--no-progress", *args], cwd=cwd, check=True,
-                   capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Runs train.py in a child process; returns (its log rows, its peak resident memory in MB).
+
+    The peak is measured by a fresh `python` that runs train.py and reports its own children's
+    maximum, so earlier runs in this process do not hide a smaller one.
+    """
+    # VmHWM, not getrusage: Linux carries the parent's high-water mark across fork and exec.
+    probe = ("import os, runpy, sys; sys.argv = sys.argv[1:]; sys.path.insert(0, os.path.dirname(sys.argv[0]))\n"
+             "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+             "finally:\n    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+             "    print('PEAK', hwm.split()[1], file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", probe, str(ROOT / "train.py"), "--no-progress", *args], cwd=cwd,
+                            capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    peaks = [line.split()[1] for line in result.stderr.splitlines() if line.startswith("PEAK ")]
+    if result.returncode != 0 or not peaks:
+        raise RuntimeError(f"train.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
     run_dir = Path(cwd) / args[args.index("--checkpoints-path") + 1]
-    rows = (run_dir / "log.csv").read_text().splitlines()[1:]
-    return [dict(zip(("step", "epoch", "seconds", "lr", "images_per_s"), r.split(","))) for r in rows], \
-        max(peak, before) / 1024
+    with open(run_dir / "log.csv", newline="") as f:
+        return list(csv.DictReader(f)), int(peaks[-1]) / 1024
+
+
+def colorize_times(tmp, sizes):
+    """Seconds to colorize one JPEG of each size with colorize.py's code path (read, predict, save).
+
+    The Places365 generator, untrained (the weights do not change the time); the first photo also
+    traces and compiles, so it is timed separately from a second one of the same size.
+    """
+    from PIL import Image
+
+    import colorize
+    model = ColorizationModel(architecture("gan", PRESETS["places365"]["encoder"], 3, 256))
+    sources = sorted((SHARED / "places365-sample").rglob("*.jpg")) if SHARED.is_dir() else []
+    times = {}
+    for width, height in sizes:
+        if sources:
+            image = Image.open(sources[0]).convert("RGB").resize((width, height), Image.BICUBIC)
+        else:
+            image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8))
+        path = tmp / f"photo_{width}x{height}.jpg"
+        image.save(path, quality=90)
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            colorized = colorize.colorize_image(model, colorize.read_image(path), 256)
+            colorize.save(colorized, tmp / "out.png", "PNG")
+            seconds.append(time.perf_counter() - start)
+        times[f"{width}x{height}"] = seconds
+    return times
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="a few steps of each, CIFAR-10 preset only")
+    p.add_argument("--quick", action="store_true",
+                   help="about two minutes: the CIFAR-10 GAN at batch 8, one step of each, small samples")
     p.add_argument("--json", help="also write the results here")
     opt = p.parse_args(argv)
-    steps = 2 if opt.quick else 6
+    steps = 1 if opt.quick else 3
+    batches = {"cifar10": 8 if opt.quick else 128, "places365": 16}
     results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__}, "quick": opt.quick}
     rows = []
+    began = time.perf_counter()
+
+    def record(name, value, note="", **numbers):
+        print(f"{time.perf_counter() - began:6.0f} s  {name}: {value}", file=sys.stderr, flush=True)
+        rows.append((name, value, note))
+        results[name] = numbers
 
     # 1. The bare training step, on tensors already in memory.
     presets = ["cifar10"] if opt.quick else ["cifar10", "places365"]
     step_rates = {}
+    kinds = ["gan"] if opt.quick else ["gan", "unet"]
     for preset in presets:
-        for kind in ("gan", "unet"):
+        for kind in kinds:
             for mixed in (False, True):
-                rate, traces = bare_step(preset, kind, mixed, steps if preset == "cifar10" else 2)
+                rate, traces = bare_step(preset, kind, mixed, steps if preset == "cifar10" and not mixed else 2,
+                                         batches[preset])
                 step_rates[(preset, kind, mixed)] = rate
-                name = f"step {preset} {kind} {'mixed' if mixed else 'float32'}"
-                rows.append((name, f"{rate:.1f} img/s", f"traced {traces}x"))
-                results[name] = {"images_per_s": rate, "traces": traces}
+                record(f"step {preset} {kind} {'mixed' if mixed else 'float32'}", f"{rate:.1f} img/s",
+                       f"batch {batches[preset]}, traced {traces}x", images_per_s=rate, traces=traces)
     for preset in presets:
-        for kind in ("gan", "unet"):
+        for kind in kinds:
             ratio = step_rates[(preset, kind, True)] / step_rates[(preset, kind, False)]
-            rows.append((f"mixed / float32 step, {preset} {kind}", f"{ratio:.2f}x", ""))
-            results[f"mixed speed-up {preset} {kind}"] = ratio
+            record(f"mixed / float32 step, {preset} {kind}", f"{ratio:.2f}x", ratio=ratio)
+    if not opt.quick:
+        for kind in kinds:
+            rate, _ = bare_step("cifar10", kind, False, 2, batches["cifar10"], keras_convolutions=True)
+            ratio = step_rates[("cifar10", kind, False)] / rate
+            record(f"step cifar10 {kind} float32, Keras' own convolutions", f"{rate:.1f} img/s",
+                   f"models/convolutions.py is {ratio:.2f}x faster", images_per_s=rate, speedup=ratio)
+        rate, traces = bare_step("cifar10", "gan", False, steps, batches["cifar10"], xla=True)
+        ratio = rate / step_rates[("cifar10", "gan", False)]
+        record("step cifar10 gan float32 --xla", f"{rate:.1f} img/s", f"{ratio:.2f}x float32 without XLA",
+               images_per_s=rate, traces=traces, ratio=ratio)
 
     # 3. Input pipelines alone, per core, as a multiple of the step that consumes them.
     cifar_dir, images = cifar_images()
-    cifar = pipeline_rate(train_batches(array_source(images), 128, 0, 0), 20 if opt.quick else 100)
+    cifar = pipeline_rate(train_batches(array_source(images), 128, 0, 0), 10 if opt.quick else 100)
     tmp = Path(tempfile.mkdtemp())
-    paths = jpeg_folder(tmp, 64 if opt.quick else 320)
+    jpegs = tmp / "jpegs"
+    jpegs.mkdir()
+    paths = jpeg_folder(jpegs, 48 if opt.quick else 320)
     places = pipeline_rate(train_batches(file_source(paths, 256), 16, 0, 0), len(paths) // 16 - 1)
     cores = os.cpu_count()
     for name, rate, step in (("pipeline cifar10 pickles", cifar, step_rates[("cifar10", "gan", False)]),
                              ("pipeline 256x256 jpeg folder", places,
                               step_rates.get(("places365", "gan", False)))):
-        ratio = f"{rate / step:.1f}x the gan step" if step else ""
-        rows.append((name, f"{rate:.0f} img/s ({rate / cores:.0f} per core)", ratio))
-        results[name] = {"images_per_s": rate, "per_core": rate / cores, "x_step": rate / step if step else None}
+        record(name, f"{rate:.0f} img/s ({rate / cores:.0f} per core)",
+               f"{rate / step:.1f}x the gan step" if step else "",
+               images_per_s=rate, per_core=rate / cores, x_step=rate / step if step else None)
 
-    # 4. Inference at 32x32, test.py's path.
+    # 4. Inference: test.py's evaluation at 32x32 (accuracy and MAE), and colorize.py on big photos.
     model = ColorizationModel(architecture("gan", PRESETS["cifar10"]["encoder"], 2, 32))
-    n = 1000 if opt.quick else 5000
+    n = 200 if opt.quick else 5000
     start = time.perf_counter()
-    evaluation.evaluate(model, array_source(images[:n], drop_grayscale=False), 250, names=("accuracy", "mae"))
+    evaluation.evaluate(model, array_source(images[:n], drop_grayscale=False), 200 if opt.quick else 250,
+                        names=("accuracy", "mae"))
     rate = n / (time.perf_counter() - start)
-    rows.append(("evaluation cifar10 (test.py path)", f"{rate:.0f} img/s", f"10,000 images in {10000 / rate:.0f} s"))
-    results["evaluation cifar10"] = {"images_per_s": rate}
+    peak, flops = matmul_gflops(), generator_gflops(PRESETS["cifar10"]["encoder"], 32)
+    record("float32 matrix product (machine peak)", f"{peak:.0f} GFLOP/s", "2048x2048", gflops=peak)
+    record("evaluation cifar10 (test.py path)", f"{rate:.0f} img/s",
+           f"10,000 images in {10000 / rate:.0f} s; the generator's {flops:.2f} GFLOP/image run at "
+           f"{rate * flops / peak:.0%} of the peak", images_per_s=rate, gflops_per_image=flops)
+    sizes = [(320, 240)] if opt.quick else [(1920, 1080), (4000, 3000)]
+    for size, (first, warm) in colorize_times(tmp, sizes).items():
+        record(f"colorize.py {size} jpeg", f"{warm:.2f} s", f"first photo {first:.2f} s (traces)",
+               seconds=warm, first_seconds=first)
 
-    # 2 and 5. The whole loop as train.py runs it on CIFAR-10, and its peak memory.
+    # 2 and 5. The whole loop as train.py runs it, and the peak memory of training runs.
+    with tempfile.TemporaryDirectory() as cwd:
+        if cifar_dir is not None:
+            args = ["--dataset", "cifar10", "--dataset-path", str(cifar_dir), "--checkpoints-path", "cifar",
+                    "--batch-size", str(batches["cifar10"]), "--max-steps", "4" if opt.quick else "25",
+                    "--log-interval", "2" if opt.quick else "5"]
+            log, peak = train_run(args, cwd)
+            loop = float(np.mean([float(r["images_per_s"]) for r in log[1:]]))
+            ratio = loop / step_rates[("cifar10", "gan", False)]
+            record("whole loop cifar10 gan (train.py)", f"{loop:.1f} img/s", f"{ratio:.0%} of the bare step",
+                   images_per_s=loop, x_step=ratio)
+            record("peak memory cifar10 training", f"{peak:.0f} MB", peak_mb=peak)
+        if not opt.quick:
+            for count in (len(paths) // 5, len(paths)):
+                folder = Path(cwd) / f"places_{count}"
+                folder.mkdir()
+                for path in paths[:count]:
+                    os.link(path, folder / Path(path).name)
+                _, peak = train_run(["--dataset", "folder", "--dataset-path", str(folder), "--image-size", "256",
+                                     "--checkpoints-path", f"places_{count}_run", "--max-steps", "3",
+                                     "--eval-images", "16"], cwd)
+                record(f"peak memory places365-preset training, {count} images", f"{peak:.0f} MB",
+                       "folder of 256x256 JPEGs, batch 16", peak_mb=peak, images=count)
     if cifar_dir is not None:
-        max_steps = 4 if opt.quick else 30
-        with tempfile.TemporaryDirectory() as cwd:
-            log, peak = train_run(["--dataset", "cifar10", "--dataset-path", str(cifar_dir), "--checkpoints-path",
-                                   "run", "--max-steps", str(max_steps), "--log-interval", "2"], cwd)
-        loop = float(np.mean([float(r["images_per_s"]) for r in log[1:]]))
-        ratio = loop / step_rates[("cifar10", "gan", False)]
-        rows.append(("whole loop cifar10 gan (train.py)", f"{loop:.1f} img/s", f"{ratio:.0%} of the bare step"))
-        rows.append(("peak memory cifar10 training", f"{peak:.0f} MB", ""))
-        results["whole loop cifar10 gan"] = {"images_per_s": loop, "x_step": ratio, "peak_mb": peak}
         shutil.rmtree(cifar_dir, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
