@@ -29,6 +29,7 @@ from models.generator import PRESETS
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("COLORGAN_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
+SECTIONS = ("steps", "pipelines", "inference", "loop", "memory")
 PRESET_SHAPES = {"cifar10": (32, 128), "places365": (256, 16)}  # image size, batch (README runs)
 
 
@@ -174,67 +175,8 @@ def colorize_times(tmp, sizes):
     return times
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true",
-                   help="about two minutes: the CIFAR-10 GAN at batch 8, one step of each, small samples")
-    p.add_argument("--json", help="also write the results here")
-    opt = p.parse_args(argv)
-    steps = 1 if opt.quick else 3
-    batches = {"cifar10": 8 if opt.quick else 128, "places365": 16}
-    results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__}, "quick": opt.quick}
-    rows = []
-    began = time.perf_counter()
-
-    def record(name, value, note="", **numbers):
-        print(f"{time.perf_counter() - began:6.0f} s  {name}: {value}", file=sys.stderr, flush=True)
-        rows.append((name, value, note))
-        results[name] = numbers
-
-    # 1. The bare training step, on tensors already in memory.
-    presets = ["cifar10"] if opt.quick else ["cifar10", "places365"]
-    step_rates = {}
-    kinds = ["gan"] if opt.quick else ["gan", "unet"]
-    for preset in presets:
-        for kind in kinds:
-            for mixed in (False, True):
-                rate, traces = bare_step(preset, kind, mixed, steps if preset == "cifar10" and not mixed else 2,
-                                         batches[preset])
-                step_rates[(preset, kind, mixed)] = rate
-                record(f"step {preset} {kind} {'mixed' if mixed else 'float32'}", f"{rate:.1f} img/s",
-                       f"batch {batches[preset]}, traced {traces}x", images_per_s=rate, traces=traces)
-    for preset in presets:
-        for kind in kinds:
-            ratio = step_rates[(preset, kind, True)] / step_rates[(preset, kind, False)]
-            record(f"mixed / float32 step, {preset} {kind}", f"{ratio:.2f}x", ratio=ratio)
-    if not opt.quick:
-        for kind in kinds:
-            rate, _ = bare_step("cifar10", kind, False, 2, batches["cifar10"], keras_convolutions=True)
-            ratio = step_rates[("cifar10", kind, False)] / rate
-            record(f"step cifar10 {kind} float32, Keras' own convolutions", f"{rate:.1f} img/s",
-                   f"models/convolutions.py is {ratio:.2f}x faster", images_per_s=rate, speedup=ratio)
-        rate, traces = bare_step("cifar10", "gan", False, steps, batches["cifar10"], xla=True)
-        ratio = rate / step_rates[("cifar10", "gan", False)]
-        record("step cifar10 gan float32 --xla", f"{rate:.1f} img/s", f"{ratio:.2f}x float32 without XLA",
-               images_per_s=rate, traces=traces, ratio=ratio)
-
-    # 3. Input pipelines alone, per core, as a multiple of the step that consumes them.
-    cifar_dir, images = cifar_images()
-    cifar = pipeline_rate(train_batches(array_source(images), 128, 0, 0), 10 if opt.quick else 100)
-    tmp = Path(tempfile.mkdtemp())
-    jpegs = tmp / "jpegs"
-    jpegs.mkdir()
-    paths = jpeg_folder(jpegs, 48 if opt.quick else 320)
-    places = pipeline_rate(train_batches(file_source(paths, 256), 16, 0, 0), len(paths) // 16 - 1)
-    cores = os.cpu_count()
-    for name, rate, step in (("pipeline cifar10 pickles", cifar, step_rates[("cifar10", "gan", False)]),
-                             ("pipeline 256x256 jpeg folder", places,
-                              step_rates.get(("places365", "gan", False)))):
-        record(name, f"{rate:.0f} img/s ({rate / cores:.0f} per core)",
-               f"{rate / step:.1f}x the gan step" if step else "",
-               images_per_s=rate, per_core=rate / cores, x_step=rate / step if step else None)
-
-    # 4. Inference: test.py's evaluation at 32x32 (accuracy and MAE), and colorize.py on big photos.
+def inference(opt, images, tmp, record):
+    """test.py's evaluation at 32x32 (accuracy and MAE), and colorize.py on big photos."""
     model = ColorizationModel(architecture("gan", PRESETS["cifar10"]["encoder"], 2, 32))
     n = 200 if opt.quick else 5000
     start = time.perf_counter()
@@ -251,27 +193,100 @@ def main(argv=None):
         record(f"colorize.py {size} jpeg", f"{warm:.2f} s", f"first photo {first:.2f} s (traces)",
                seconds=warm, first_seconds=first)
 
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true",
+                   help="about two minutes: the CIFAR-10 GAN at batch 8, one step of each, small samples")
+    p.add_argument("--json", help="also write the results here")
+    p.add_argument("--only", action="append", choices=SECTIONS,
+                   help="run only this section (repeatable); ratios to a step need 'steps'")
+    opt = p.parse_args(argv)
+    sections = set(opt.only or SECTIONS)
+    steps = 1 if opt.quick else 3
+    batches = {"cifar10": 8 if opt.quick else 128, "places365": 16}
+    results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__}, "quick": opt.quick}
+    rows = []
+    began = time.perf_counter()
+
+    def record(name, value, note="", **numbers):
+        print(f"{time.perf_counter() - began:6.0f} s  {name}: {value}", file=sys.stderr, flush=True)
+        rows.append((name, value, note))
+        results[name] = numbers
+
+    # 1. The bare training step, on tensors already in memory.
+    presets = ["cifar10"] if opt.quick else ["cifar10", "places365"]
+    step_rates = {}
+    kinds = ["gan"] if opt.quick else ["gan", "unet"]
+    # Places365 steps take minutes on a CPU; bfloat16 (3-5x slower here) is measured on CIFAR-10 only.
+    configurations = [(preset, kind, mixed) for preset in presets for kind in kinds
+                      for mixed in ((False, True) if preset == "cifar10" else (False,))]
+    for preset, kind, mixed in configurations if "steps" in sections else []:
+        rate, traces = bare_step(preset, kind, mixed, steps if preset == "cifar10" and not mixed else 1,
+                                 batches[preset])
+        step_rates[(preset, kind, mixed)] = rate
+        record(f"step {preset} {kind} {'mixed' if mixed else 'float32'}", f"{rate:.1f} img/s",
+               f"batch {batches[preset]}, traced {traces}x", images_per_s=rate, traces=traces)
+    for kind in kinds if "steps" in sections else []:
+        ratio = step_rates[("cifar10", kind, True)] / step_rates[("cifar10", kind, False)]
+        record(f"mixed / float32 step, cifar10 {kind}", f"{ratio:.2f}x", ratio=ratio)
+    if not opt.quick and "steps" in sections:
+        for kind in kinds:
+            rate, _ = bare_step("cifar10", kind, False, 1, batches["cifar10"], keras_convolutions=True)
+            ratio = step_rates[("cifar10", kind, False)] / rate
+            record(f"step cifar10 {kind} float32, Keras' own convolutions", f"{rate:.1f} img/s",
+                   f"models/convolutions.py is {ratio:.2f}x faster", images_per_s=rate, speedup=ratio)
+        rate, traces = bare_step("cifar10", "gan", False, steps, batches["cifar10"], xla=True)
+        ratio = rate / step_rates[("cifar10", "gan", False)]
+        record("step cifar10 gan float32 --xla", f"{rate:.1f} img/s", f"{ratio:.2f}x float32 without XLA",
+               images_per_s=rate, traces=traces, ratio=ratio)
+
+    # 3. Input pipelines alone, per core, as a multiple of the step that consumes them.
+    cifar_dir, images = cifar_images()
+    tmp = Path(tempfile.mkdtemp())
+    jpegs = tmp / "jpegs"
+    jpegs.mkdir()
+    paths = jpeg_folder(jpegs, 48 if opt.quick else 320)
+    cores = os.cpu_count()
+    pipelines = []
+    if "pipelines" in sections:
+        pipelines = [("pipeline cifar10 pickles",
+                      pipeline_rate(train_batches(array_source(images), 128, 0, 0), 10 if opt.quick else 100),
+                      step_rates.get(("cifar10", "gan", False))),
+                     ("pipeline 256x256 jpeg folder",
+                      pipeline_rate(train_batches(file_source(paths, 256), 16, 0, 0), len(paths) // 16 - 1),
+                      step_rates.get(("places365", "gan", False)))]
+    for name, rate, step in pipelines:
+        record(name, f"{rate:.0f} img/s ({rate / cores:.0f} per core)",
+               f"{rate / step:.1f}x the gan step" if step else "",
+               images_per_s=rate, per_core=rate / cores, x_step=rate / step if step else None)
+
+    # 4. Inference: test.py's evaluation at 32x32 (accuracy and MAE), and colorize.py on big photos.
+    if "inference" in sections:
+        inference(opt, images, tmp, record)
+
     # 2 and 5. The whole loop as train.py runs it, and the peak memory of training runs.
     with tempfile.TemporaryDirectory() as cwd:
-        if cifar_dir is not None:
+        if cifar_dir is not None and "loop" in sections:
             args = ["--dataset", "cifar10", "--dataset-path", str(cifar_dir), "--checkpoints-path", "cifar",
-                    "--batch-size", str(batches["cifar10"]), "--max-steps", "4" if opt.quick else "25",
+                    "--batch-size", str(batches["cifar10"]), "--max-steps", "4" if opt.quick else "15",
                     "--log-interval", "2" if opt.quick else "5"]
             log, peak = train_run(args, cwd)
             loop = float(np.mean([float(r["images_per_s"]) for r in log[1:]]))
-            ratio = loop / step_rates[("cifar10", "gan", False)]
-            record("whole loop cifar10 gan (train.py)", f"{loop:.1f} img/s", f"{ratio:.0%} of the bare step",
-                   images_per_s=loop, x_step=ratio)
+            step = step_rates.get(("cifar10", "gan", False))
+            ratio = loop / step if step else None
+            record("whole loop cifar10 gan (train.py)", f"{loop:.1f} img/s",
+                   f"{ratio:.0%} of the bare step" if step else "", images_per_s=loop, x_step=ratio)
             record("peak memory cifar10 training", f"{peak:.0f} MB", peak_mb=peak)
-        if not opt.quick:
-            for count in (len(paths) // 5, len(paths)):
+        if not opt.quick and "memory" in sections:
+            for count in (64, len(paths)):
                 folder = Path(cwd) / f"places_{count}"
                 folder.mkdir()
                 for path in paths[:count]:
                     os.link(path, folder / Path(path).name)
                 _, peak = train_run(["--dataset", "folder", "--dataset-path", str(folder), "--image-size", "256",
-                                     "--checkpoints-path", f"places_{count}_run", "--max-steps", "3",
-                                     "--eval-images", "16"], cwd)
+                                     "--checkpoints-path", f"places_{count}_run", "--max-steps", "2",
+                                     "--log-interval", "1", "--eval-images", "16"], cwd)
                 record(f"peak memory places365-preset training, {count} images", f"{peak:.0f} MB",
                        "folder of 256x256 JPEGs, batch 16", peak_mb=peak, images=count)
     if cifar_dir is not None:

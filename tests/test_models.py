@@ -73,12 +73,13 @@ def test_learning_rate_decays_continuously_with_a_floor():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["unet", "gan"])
-def test_model_learns_a_tiny_colouring_task(kind):
+@pytest.mark.parametrize("kind, mixed_precision", [("unet", False), ("gan", False), ("unet", True)],
+                         ids=["unet", "gan", "unet-mixed-precision"])
+def test_model_learns_a_tiny_colouring_task(kind, mixed_precision):
     tf.keras.utils.set_random_seed(0)
     images = colouring_task(64)
     L, ab = color.rgb_to_model_input(tf.constant(images))
-    model = tiny_model(kind, batch=16, lr=2e-3)
+    model = tiny_model(kind, batch=16, lr=2e-3, mixed_precision=mixed_precision)
     for step in range(300):
         i = (step * 16) % 64
         model.train_step(L[i:i + 16], ab[i:i + 16])
