@@ -51,33 +51,63 @@ def epoch_permutation(n, seed, epoch):
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def train_batches(source, batch_size, seed, epoch, start=0, augment=True):
+def train_batches(source, batch_size, seed, epoch, start=0, augment=True, shard=None):
     """One epoch of (position, L, ab) batches, from `start` elements into the epoch's permutation.
 
-    Full batches only: a smaller last batch would retrace the training step.
+    Full batches only: a smaller last batch would retrace the training step.  `shard` =
+    (index, count, replica_batch) makes this input pipeline `index` of `count` in a distributed
+    run: of every global batch of `batch_size` elements it reads only its contiguous slice, as
+    batches of `replica_batch` (one per replica of its worker), so the union over the pipelines
+    of one step is exactly the batch a single-device run sees, and `position` is the end of that
+    global batch.
     """
-    order = epoch_permutation(len(source), seed, epoch)[start:]
-    positions = np.arange(start + 1, len(source) + 1, dtype=np.int64)
+    n = len(source)
+    # Flips are decided per element with the permutation, so any batching flips an image alike.
+    flips = np.random.default_rng([seed, epoch, 1]).random(n) < 0.5
+    flips = (flips & augment)[start:]
+    order = epoch_permutation(n, seed, epoch)[start:]
+    offsets = np.arange(n - start, dtype=np.int64)
+    positions = start + offsets + 1
+    if shard is not None:
+        index, count, batch = shard
+        assert batch_size % count == 0 and batch_size // count % batch == 0, (batch_size, shard)
+        offsets = offsets[:len(offsets) // batch_size * batch_size]
+        mine = offsets % batch_size // (batch_size // count) == index
+        positions = (start + (offsets // batch_size + 1) * batch_size)[mine]
+        order, flips = order[:len(offsets)][mine], flips[:len(offsets)][mine]
+        batch_size = batch
     if source.images is not None:
         images = tf.constant(source.images)
-        ds = tf.data.Dataset.from_tensor_slices((positions, order))
+        ds = tf.data.Dataset.from_tensor_slices(((positions, flips), order))
         ds = ds.batch(batch_size, drop_remainder=True)
-        ds = ds.map(lambda pos, idx: (pos, tf.gather(images, idx)), num_parallel_calls=AUTOTUNE)
+        ds = ds.map(lambda key, idx: (key, tf.gather(images, idx)), num_parallel_calls=AUTOTUNE)
     else:
-        ds = _decoded_files(tf.data.Dataset.from_tensor_slices((positions, source.paths[order])),
+        ds = _decoded_files(tf.data.Dataset.from_tensor_slices(((positions, flips), source.paths[order])),
                             source.image_size, source.drop_grayscale)
+        if shard is not None:
+            # A skipped file is replaced by one of this pipeline's first images: every worker has
+            # to run the same number of steps.
+            ds = ds.repeat().take(len(order))
         ds = ds.batch(batch_size, drop_remainder=True, num_parallel_calls=AUTOTUNE)
 
-    def to_model(pos, rgb):
-        if augment:
-            # Stateless: the same batch of the same epoch flips the same way after a resume.
-            key = tf.stack([tf.constant(seed * 7919 + epoch, tf.int64), pos[-1]])
-            flip = tf.random.stateless_uniform([tf.shape(rgb)[0]], seed=key) < 0.5
-            rgb = tf.where(flip[:, None, None, None], tf.reverse(rgb, axis=[2]), rgb)
+    def to_model(key, rgb):
+        pos, flip = key
+        rgb = tf.where(flip[:, None, None, None], tf.reverse(rgb, axis=[2]), rgb)
         L, ab = color.rgb_to_model_input(rgb)
-        return pos[-1], L, ab
+        return tf.reduce_max(pos), L, ab
 
     return ds.map(to_model, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def distributed_train_batches(strategy, source, batch_size, seed, epoch, start=0, augment=True):
+    """`train_batches` over the replicas of a tf.distribute strategy: each worker reads its own share
+    of every global batch of `batch_size` (and each of its replicas a per-replica batch)."""
+    def dataset(context):
+        shard = (context.input_pipeline_id, context.num_input_pipelines,
+                 context.get_per_replica_batch_size(batch_size))
+        return train_batches(source, batch_size, seed, epoch, start, augment, shard)
+
+    return strategy.distribute_datasets_from_function(dataset)
 
 
 def eval_batches(source, batch_size, limit=None):
@@ -101,14 +131,14 @@ def fixed_sample(source, size, seed):
 
 
 def _decoded_files(ds, image_size, drop_grayscale):
-    """(position, path) -> (position, uint8 image), skipping undecodable (and grayscale) files."""
-    ds = ds.map(lambda pos, path: (pos, load_image(path, image_size)),
+    """(key, path) -> (key, uint8 image), skipping undecodable (and grayscale) files."""
+    ds = ds.map(lambda key, path: (key, load_image(path, image_size)),
                 num_parallel_calls=AUTOTUNE, deterministic=True)
     # A corrupt file (truncated JPEG, bad header) logs one warning line and is skipped.
     ds = ds.ignore_errors(log_warning=True)
     if not drop_grayscale:
         return ds
-    return ds.filter(lambda pos, rgb: tf.logical_not(is_grayscale(rgb)))
+    return ds.filter(lambda key, rgb: tf.logical_not(is_grayscale(rgb)))
 
 
 def load_image(path, image_size):
