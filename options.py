@@ -4,9 +4,11 @@ An option left unset takes its dataset's preset; the resolved options are stored
 checkpoint, so `test.py` and `colorize.py` need nothing but the checkpoint.
 """
 import argparse
+import os
 from pathlib import Path
 
 from data.datasets import DATASETS
+from distribute import NO_TF_CONFIG, STRATEGIES
 from models.colorization import MODELS
 from models.generator import PRESETS, downsampling_factor, folder_preset, valid_sizes_near
 
@@ -55,6 +57,11 @@ def build_parser():
     a("--test-fraction", type=float, default=0.1, help="folder: held-out share when no test/ subfolder")
     a("--mixed-precision", action="store_true",
       help="bfloat16 on CPUs, float16 with loss scaling on GPUs (last layers and losses stay float32)")
+    a("--strategy", default="auto", choices=list(STRATEGIES),
+      help="one: one device; mirrored: all local GPUs; multiworker: several machines (TF_CONFIG); "
+           "auto: mirrored with more than one GPU, else one")
+    a("--sync-bn", action=argparse.BooleanOptionalAction,
+      help="BatchNorm statistics over all replicas (on when there is more than one)")
     a("--xla", action="store_true", help="compile the training step with XLA (helps on GPUs only)")
     a("--no-progress", dest="progress", action="store_false", help="no progress bar (log files only)")
     return p
@@ -83,6 +90,8 @@ def check_options(opt):
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
     if opt.max_steps is not None and opt.max_steps <= 0:
         raise ValueError("--max-steps must be positive")
+    if opt.strategy == "multiworker" and not os.environ.get("TF_CONFIG"):
+        raise ValueError(NO_TF_CONFIG)
     if not 0 < opt.test_fraction < 1:
         raise ValueError("--test-fraction must be between 0 and 1")
     if opt.dataset == "cifar10" and opt.image_size != 32:

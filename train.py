@@ -6,6 +6,7 @@ Running the same command again resumes from the run's latest checkpoint.  See op
 """
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,11 +14,12 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
+import distribute
 import evaluation
 import figures
 from data.datasets import load_source
 from data.errors import DatasetError
-from data.pipeline import fixed_sample, train_batches
+from data.pipeline import distributed_train_batches, fixed_sample, train_batches
 from models import checkpoint as ckpt
 from models.colorization import ColorizationModel, architecture, describe_difference
 from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options
@@ -44,7 +46,8 @@ def build_model(opt, strategy=None):
     return ColorizationModel(config, lr=opt.lr, lr_decay_rate=opt.lr_decay_rate,
                              lr_decay_steps=opt.lr_decay_steps, beta1=opt.beta1,
                              l1_weight=opt.l1_weight, label_smoothing=opt.label_smoothing,
-                             global_batch_size=opt.batch_size, strategy=strategy, jit_compile=opt.xla)
+                             global_batch_size=opt.batch_size, strategy=strategy, sync_bn=opt.sync_bn,
+                             jit_compile=opt.xla)
 
 
 def check_resumable(latest, opt):
@@ -66,7 +69,14 @@ def save_samples(model, batch, path):
     return grid
 
 
-def train(opt):
+def epoch_batches(strategy, source, opt, epoch, position):
+    if strategy.num_replicas_in_sync == 1 and not distribute.is_multi_worker(strategy):
+        return train_batches(source, opt.batch_size, opt.seed, epoch, position, opt.augment)
+    return distributed_train_batches(strategy, source, opt.batch_size, opt.seed, epoch, position, opt.augment)
+
+
+def train(opt, strategy=None):
+    strategy = strategy or distribute.one_device()
     run = Path(opt.checkpoints_path)
     latest = ckpt.latest_checkpoint(run)
     if latest:
@@ -78,15 +88,21 @@ def train(opt):
         raise DatasetError(f"{len(train_source)} training images is less than one batch of {opt.batch_size}")
 
     keras.utils.set_random_seed(opt.seed)
-    model = build_model(opt)
+    model = build_model(opt, strategy)
     state = {"epoch": 0, "position": 0}
     if latest:
         state = model.restore(latest)
+    if distribute.is_multi_worker(strategy):
+        # Only the chief reads the run folder: the other workers take its weights and progress.
+        progress = model.broadcast_from_chief({k: state.get(k, 0) for k in ("epoch", "position", "seconds")})
+        state = {**state, **progress, "epoch": int(progress["epoch"]), "position": int(progress["position"])}
+    if latest:
         print(f"Resuming {latest} at step {state['step']} (epoch {state['epoch'] + 1}, "
               f"image {state['position']} of {len(train_source)})")
     else:
         print(f"New run in {run}: {opt.model} on {opt.dataset} ({len(train_source)} training, "
-              f"{len(test_source)} test images), {steps_per_epoch} steps per epoch")
+              f"{len(test_source)} test images), {steps_per_epoch} steps per epoch on "
+              f"{distribute.describe(strategy, opt.batch_size)}")
     options = vars(opt)
     log = TrainingLog(run)
     samples = fixed_sample(test_source, opt.sample_size, opt.seed)
@@ -105,10 +121,9 @@ def train(opt):
                    unit="img", desc=f"epoch {epoch + 1}/{opt.epochs}", disable=not opt.progress,
                    dynamic_ncols=True, leave=True)
         pending, tick = [], time.time()
-        for position, L, ab in train_batches(train_source, opt.batch_size, opt.seed, epoch, position,
-                                             opt.augment):
+        for position, L, ab in epoch_batches(strategy, train_source, opt, epoch, position):
             pending.append(model.train_step(L, ab))
-            step, position = step + 1, int(position)
+            step, position = step + 1, int(strategy.experimental_local_results(position)[0])
             bar.update(opt.batch_size)
             if step % opt.log_interval == 0:
                 row = {name: float(np.mean([p[name] for p in pending])) for name in pending[0]}
@@ -159,10 +174,22 @@ def end_of_epoch(model, opt, log, test_source, run, step, epoch):
 def main(argv=None):
     opt = parse_train_options(argv)
     try:
-        return train(opt)
-    except (DatasetError, ckpt.CheckpointError) as e:
+        strategy = distribute.make_strategy(opt.strategy)
+        distribute.check_batch_size(opt.batch_size, strategy)
+    except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return 2
+    if opt.sync_bn is None:
+        opt.sync_bn = strategy.num_replicas_in_sync > 1
+    with tempfile.TemporaryDirectory(prefix="colorgan_worker_") as scratch:
+        if not distribute.is_chief(strategy):
+            # Only the chief's files count: the other workers write into a folder deleted at the end.
+            opt.checkpoints_path, opt.progress = scratch, False
+        try:
+            return train(opt, strategy)
+        except (DatasetError, ckpt.CheckpointError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ def architecture(model, encoder, dropout_layers, image_size, mixed_precision=Fal
 
 class ColorizationModel:
     def __init__(self, config, lr=3e-4, lr_decay_rate=0.1, lr_decay_steps=1e4, beta1=0.0,
-                 l1_weight=100.0, label_smoothing=False, global_batch_size=1, strategy=None, jit_compile=False):
+                 l1_weight=100.0, label_smoothing=False, global_batch_size=1, strategy=None, sync_bn=False,
+                 jit_compile=False):
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_gan = config["model"] == "gan"
@@ -41,10 +42,11 @@ class ColorizationModel:
         policy = mixed_precision_policy() if config["mixed_precision"] else None
         with self.strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            # sync_bn is a runtime choice like the strategy, not part of `config`: same variables.
             self.generator = build_generator(config["encoder"], config["dropout_layers"],
-                                             dtype=policy)
+                                             dtype=policy, sync_bn=sync_bn)
             self.g_optimizer = self._adam(1.0, beta1, policy)
-            self.discriminator = build_discriminator(dtype=policy) if self.is_gan else None
+            self.discriminator = build_discriminator(dtype=policy, sync_bn=sync_bn) if self.is_gan else None
             self.d_optimizer = self._adam(D_LR_FACTOR, beta1, policy) if self.is_gan else None
             # Optimizer slots exist before the first step, so a checkpoint can be restored into them.
             self.g_optimizer.build(self.generator.trainable_variables)
@@ -146,6 +148,25 @@ class ColorizationModel:
     def save(self, path, options, state):
         state = {**state, "step": int(self.step.numpy())}
         ckpt.write_checkpoint(path, self._variable_groups(), self.config, options, state)
+
+    def broadcast_from_chief(self, numbers):
+        """Several workers: all take the variables and `numbers` ({name: number}) of the first
+        replica, on the chief, which alone reads the run folder when resuming."""
+        variables = [self.step] + [v for group in self._variable_groups().values() for v in group]
+
+        def replica_fn():
+            context = tf.distribute.get_replica_context()
+            first = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), tf.float64)
+            # float64 holds every float32 and every counter exactly: one all-reduce for all dtypes.
+            mine = [tf.cast(v, tf.float64) * first for v in variables]
+            mine.append(tf.constant(list(numbers.values()), tf.float64) * first)
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, mine)
+
+        values = tf.function(lambda: self.strategy.run(replica_fn))()
+        values = [self.strategy.experimental_local_results(v)[0] for v in values]
+        for variable, value in zip(variables, values):
+            variable.assign(tf.cast(value, variable.dtype))
+        return dict(zip(numbers, values[-1].numpy().tolist()))
 
     def restore(self, path):
         """Restores weights, optimizer moments and the step counter; returns the saved state."""

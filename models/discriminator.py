@@ -8,7 +8,7 @@ from models.convolutions import Conv2D
 LAYERS = [(64, 2, False), (128, 2, True), (256, 2, True), (512, 1, True), (1, 1, False)]
 
 
-def build_discriminator(dtype=None, name="discriminator"):
+def build_discriminator(dtype=None, sync_bn=False, name="discriminator"):
     L = keras.Input((None, None, 1), name="L")
     ab = keras.Input((None, None, 2), name="ab")
     x = layers.Concatenate(name="condition", dtype=dtype)([L, ab])
@@ -17,7 +17,7 @@ def build_discriminator(dtype=None, name="discriminator"):
         x = Conv2D(filters, 4, stride, padding="same", name=f"conv{i}",
                           dtype="float32" if last else dtype)(x)
         if batchnorm:
-            x = layers.BatchNormalization(name=f"bn{i}", dtype=dtype)(x)
+            x = layers.BatchNormalization(name=f"bn{i}", synchronized=sync_bn, dtype=dtype)(x)
         if not last:
             x = layers.LeakyReLU(negative_slope=0.2, name=f"lrelu{i}", dtype=dtype)(x)
     return keras.Model([L, ab], x, name=name)

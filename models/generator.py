@@ -41,23 +41,26 @@ def valid_sizes_near(size, factor):
     return sorted({lower, lower + factor} if lower != size else {size})
 
 
-def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, name="generator"):
+def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync_bn=False,
+                    name="generator"):
     """U-Net: conv-BN-LeakyReLU(0.2) encoder, transposed-conv-BN-ReLU(-dropout) decoder, skips.
 
     `dtype` is a Keras dtype policy name ("mixed_bfloat16", "mixed_float16") or None for float32.
+    `sync_bn` computes BatchNorm statistics over all replicas of a tf.distribute strategy (it
+    changes no variable).
     """
     inputs = keras.Input((None, None, 1), name="L")
     x = inputs
     skips = []
     for i, (filters, stride) in enumerate(encoder):
         x = Conv2D(filters, 4, stride, padding="same", name=f"enc{i}_conv", dtype=dtype)(x)
-        x = layers.BatchNormalization(name=f"enc{i}_bn", dtype=dtype)(x)
+        x = layers.BatchNormalization(name=f"enc{i}_bn", synchronized=sync_bn, dtype=dtype)(x)
         x = layers.LeakyReLU(negative_slope=0.2, name=f"enc{i}_lrelu", dtype=dtype)(x)
         skips.append(x)
     decoder = [filters for filters, _ in encoder[:-1]][::-1]
     for i, (filters, skip) in enumerate(zip(decoder, skips[-2::-1])):
         x = Conv2DTranspose(filters, 4, 2, padding="same", name=f"dec{i}_deconv", dtype=dtype)(x)
-        x = layers.BatchNormalization(name=f"dec{i}_bn", dtype=dtype)(x)
+        x = layers.BatchNormalization(name=f"dec{i}_bn", synchronized=sync_bn, dtype=dtype)(x)
         x = layers.ReLU(name=f"dec{i}_relu", dtype=dtype)(x)
         if i < dropout_layers:
             x = layers.Dropout(0.5, name=f"dec{i}_dropout", dtype=dtype)(x)
