@@ -4,11 +4,10 @@ An option left unset takes its dataset's preset; the resolved options are stored
 checkpoint, so `test.py` and `colorize.py` need nothing but the checkpoint.
 """
 import argparse
-import os
 from pathlib import Path
 
 from data.datasets import DATASETS
-from distribute import NO_TF_CONFIG, STRATEGIES
+from distribute import STRATEGIES, check_tf_config
 from models.colorization import MODELS
 from models.generator import PRESETS, downsampling_factor, folder_preset, valid_sizes_near
 
@@ -90,8 +89,8 @@ def check_options(opt):
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
     if opt.max_steps is not None and opt.max_steps <= 0:
         raise ValueError("--max-steps must be positive")
-    if opt.strategy == "multiworker" and not os.environ.get("TF_CONFIG"):
-        raise ValueError(NO_TF_CONFIG)
+    if opt.strategy == "multiworker":
+        check_tf_config()
     if not 0 < opt.test_fraction < 1:
         raise ValueError("--test-fraction must be between 0 and 1")
     if opt.dataset == "cifar10" and opt.image_size != 32:

@@ -62,3 +62,48 @@ def test_resize_and_crop_keeps_the_centre_and_leaves_native_sizes_alone():
     assert out.shape == (20, 20, 3) and out.min() == 255
     native = np.random.default_rng(0).integers(0, 256, (16, 16, 3), dtype=np.uint8)
     assert np.array_equal(resize_and_crop(tf.constant(native), 16).numpy(), native)
+
+
+def sharded_steps(source, batch_size, count, replica_batch, start=0):
+    """The batches each of `count` input pipelines yields, zipped step by step."""
+    pipelines = [collect(train_batches(source, batch_size, seed=3, epoch=1, start=start,
+                                       shard=(index, count, replica_batch)))
+                 for index in range(count)]
+    per_step = batch_size // (count * replica_batch)  # batches each pipeline yields per global batch
+    steps = []
+    for pipeline in pipelines:
+        assert len(pipeline) % per_step == 0
+    for s in range(len(pipelines[0]) // per_step):
+        parts = [b for p in pipelines for b in p[s * per_step:(s + 1) * per_step]]
+        steps.append(parts)
+    return steps
+
+
+def test_sharded_pipelines_together_read_exactly_the_single_device_batches():
+    # 2 pipelines x 2 replicas (two workers with two GPUs each) and 1 pipeline x 2 replicas
+    # (mirrored on one machine): every global batch is split, nothing duplicated or skipped.
+    images = np.random.default_rng(0).integers(0, 256, (37, 8, 8, 3), dtype=np.uint8)
+    source = array_source(images)
+    for start in (0, 16):
+        single = collect(train_batches(source, 8, seed=3, epoch=1, start=start))
+        for count, replica_batch in ((2, 2), (1, 4), (2, 4), (4, 2)):
+            steps = sharded_steps(source, 8, count, replica_batch, start)
+            assert len(steps) == len(single) == (37 - start) // 8
+            for parts, (position, L, ab) in zip(steps, single):
+                assert all(p == position for p, _, _ in parts)  # every replica knows where the epoch is
+                assert np.array_equal(np.concatenate([part_L for _, part_L, _ in parts]), L)
+                assert np.array_equal(np.concatenate([part_ab for _, _, part_ab in parts]), ab)
+
+
+def test_sharded_file_pipelines_read_disjoint_files_and_run_the_same_number_of_steps(tmp_path):
+    folder = write_images(tmp_path / "imgs", 12, size=(16, 16))
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 50)
+    paths = np.array(sorted(str(p) for p in folder.iterdir()))
+    source = file_source(paths, 16)
+    shards = [collect(train_batches(source, 4, seed=0, epoch=0, augment=False, shard=(i, 2, 2)))
+              for i in range(2)]
+    # 13 files make 3 global batches of 4; the pipeline that met the broken file fills its slot
+    # with one of its own images, so both run 3 steps and no worker waits for a missing batch.
+    assert [len(s) for s in shards] == [3, 3]
+    seen = [{L.tobytes() for _, batch_L, _ in s for L in batch_L} for s in shards]
+    assert not seen[0] & seen[1]
