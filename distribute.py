@@ -107,3 +107,20 @@ def describe(strategy, batch_size):
         spec = strategy.cluster_resolver.cluster_spec()
         workers = f" on {sum(spec.num_tasks(job) for job in spec.jobs if job in ('chief', 'worker'))} workers"
     return f"{replicas} replicas{workers}, {batch_size // replicas} images per replica"
+
+
+_AGREEMENTS = {}
+
+
+def any_worker(strategy, flag):
+    """Whether `flag` is true on any worker: a collective, so every worker calls it at the same point."""
+    agree = _AGREEMENTS.get(id(strategy))
+    if agree is None:
+        @tf.function
+        def agree(value):
+            def replica_fn():
+                context = tf.distribute.get_replica_context()
+                return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(value))
+            return strategy.experimental_local_results(strategy.run(replica_fn))[0]
+        _AGREEMENTS[id(strategy)] = agree
+    return bool(agree(tf.constant(1.0 if flag else 0.0)) > 0)

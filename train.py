@@ -27,12 +27,27 @@ from training_log import TrainingLog
 
 
 class StopRequest:
-    """Ctrl-C / SIGTERM ask the loop to stop after the current step and save; a second Ctrl-C kills."""
+    """Ctrl-C / SIGTERM ask the loop to stop after the current step and save; a second Ctrl-C kills.
 
-    def __init__(self):
+    Several workers stop together: after every step they agree whether any of them was asked to,
+    so all of them stop after the same step (one alone would leave the others waiting for it).
+    """
+
+    def __init__(self, strategy):
         self.signal = None
+        self.stopping = False  # decided once per step, identically on every worker
+        self.several_workers = distribute.is_multi_worker(strategy)
+        self.strategy = strategy
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
+
+    def check(self):
+        wanted = self.signal is not None
+        if self.several_workers:
+            wanted = distribute.any_worker(self.strategy, wanted)
+            if wanted and self.signal is None:
+                self.signal = signal.SIGTERM  # another worker was stopped
+        self.stopping = wanted
 
     def _handle(self, signum, frame):
         self.signal = signum
@@ -106,7 +121,7 @@ def train(opt, strategy=None):
     options = vars(opt)
     log = TrainingLog(run)
     samples = fixed_sample(test_source, opt.sample_size, opt.seed)
-    stop = StopRequest()
+    stop = StopRequest(strategy)
     step = int(model.step.numpy())
     epoch, position = state["epoch"], state["position"]
 
@@ -136,6 +151,7 @@ def train(opt, strategy=None):
                 log.image("samples", step, save_samples(model, samples, run / "samples" / f"step_{step:08d}.png"))
             if step % opt.save_interval == 0:
                 save()
+            stop.check()
             if done(step, opt, stop):
                 break
         bar.close()
@@ -156,7 +172,7 @@ def train(opt, strategy=None):
 
 
 def done(step, opt, stop):
-    return stop.signal is not None or (opt.max_steps is not None and step >= opt.max_steps)
+    return stop.stopping or (opt.max_steps is not None and step >= opt.max_steps)
 
 
 def end_of_epoch(model, opt, log, test_source, run, step, epoch):

@@ -6,10 +6,12 @@ a fresh subprocess (COLORGAN_LOGICAL_CPUS=2 splits its CPU in two).
 """
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -147,47 +149,61 @@ def free_ports(count):
     return ports
 
 
-def train_two_workers(images, folders, max_steps):
+def start_two_workers(images, folders, *extra):
     """train.py as worker 0 and worker 1 of a MultiWorkerMirroredStrategy on 127.0.0.1."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
     processes = []
     for index, folder in enumerate(folders):
         tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
         command = [sys.executable, "train.py", *TINY, "--dataset-path", str(images), "--checkpoints-path",
-                   str(folder), "--strategy", "multiworker", "--max-steps", str(max_steps)]
+                   str(folder), "--strategy", "multiworker", *extra]
         env = environment(TF_CONFIG=tf_config, COLORGAN_LOGICAL_CPUS="")  # one CPU device per worker
         processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True))
+    return processes
+
+
+def finish(processes, timeout=TIMEOUT):
     outputs = []
     try:
         for process in processes:
-            outputs.append(process.communicate(timeout=TIMEOUT))
+            outputs.append(process.communicate(timeout=timeout))
     finally:
         for process in processes:
             process.kill()  # a worker whose partner died would wait for it for ever
-    for process, (out, err) in zip(processes, outputs):
-        assert process.returncode == 0, err[-3000:]
-    return [out for out, _ in outputs]
+    return [(process.returncode, out, err) for process, (out, err) in zip(processes, outputs)]
+
+
+def logged_steps(run_dir):
+    path = run_dir / "log.csv"
+    return [int(line.split(",")[0]) for line in path.read_text().splitlines()[1:]] if path.exists() else []
 
 
 @pytest.mark.slow
-def test_two_worker_processes_train_and_resume_together_and_only_the_chief_writes(images, tmp_path):
+def test_two_worker_processes_train_stop_and_resume_together_and_only_the_chief_writes(images, tmp_path):
     # Each worker its own run folder, as on two machines without a shared disk: the chief's
     # folder gets the whole run, the other worker's nothing.
     chief, other = tmp_path / "chief_run", tmp_path / "worker1_run"
-    out = train_two_workers(images, [chief, other], max_steps=2)
-    assert "2 replicas on 2 workers, 2 images per replica" in out[0]
+    results = finish(start_two_workers(images, [chief, other], "--max-steps", "2"))
+    assert [code for code, _, _ in results] == [0, 0], results[0][2][-3000:] + results[1][2][-3000:]
+    assert "2 replicas on 2 workers, 2 images per replica" in results[0][1]
     assert [p.name for p in ckpt.list_checkpoints(chief)] == ["step_00000002.h5"]
-    # Resuming: only the chief has the checkpoint; worker 1 takes its weights and position
-    # (had it started afresh at step 0, it would run more steps than the chief and hang).
-    out = train_two_workers(images, [chief, other], max_steps=4)
-    assert "Resuming" in out[0] and "at step 2" in out[0]
-    assert [p.name for p in ckpt.list_checkpoints(chief)] == ["step_00000002.h5", "step_00000004.h5"]
-    steps = [int(line.split(",")[0]) for line in (chief / "log.csv").read_text().splitlines()[1:]]
-    assert steps == [1, 2, 3, 4]
+    # Resuming: only the chief has the checkpoint, and worker 1 takes its weights and position
+    # from it (had it started afresh at step 0, the two would disagree on the steps and hang).
+    # SIGTERM to worker 1 alone then stops both after the same step, and the chief saves it.
+    processes = start_two_workers(images, [chief, other], "--epochs", "1000")
+    deadline = time.time() + TIMEOUT
+    while max(logged_steps(chief), default=0) < 4 and time.time() < deadline and processes[0].poll() is None:
+        time.sleep(0.1)
+    processes[1].send_signal(signal.SIGTERM)
+    results = finish(processes, timeout=120)
+    assert [code for code, _, _ in results] == [128 + signal.SIGTERM] * 2, results[0][2][-3000:]
+    assert "Resuming" in results[0][1] and "at step 2" in results[0][1]
+    step = ckpt.read_metadata(ckpt.latest_checkpoint(chief))[2]["step"]
+    assert step >= 4 and logged_steps(chief) == list(range(1, step + 1))
     assert not other.exists() or not any(other.iterdir())
-    results = tmp_path / "results"
-    assert test_script.main(["--checkpoint", str(chief), "--output", str(results), "--no-progress"]) == 0
+    out = tmp_path / "results"
+    assert test_script.main(["--checkpoint", str(chief), "--output", str(out), "--no-progress"]) == 0
 
 
 def test_a_batch_that_does_not_split_over_the_replicas_is_one_line_and_exit_2(images, tmp_path):
