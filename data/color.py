@@ -13,6 +13,8 @@ _XYZ_FROM_RGB = np.array([[0.412453, 0.357580, 0.180423],
                           [0.019334, 0.119193, 0.950227]])
 _RGB_FROM_XYZ = np.linalg.inv(_XYZ_FROM_RGB)
 _WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+# Luminance Y (relative to the white's) from linear RGB: the only input of L*.
+Y_FROM_LINEAR_RGB = _XYZ_FROM_RGB[1] / _WHITE_D65[1]
 
 # Normalisation of the reference code: L in [0, 100] -> [-1, 1]; a, b in [-110, 110] -> [-1, 1].
 L_SCALE, AB_SCALE = 50.0, 110.0
@@ -34,6 +36,19 @@ def rgb_to_lab(rgb):
                  7.787 * xyz + 16.0 / 116.0)
     fx, fy, fz = tf.unstack(f, axis=-1)
     return tf.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+
+
+def srgb_to_linear_table(levels):
+    """numpy: linear RGB of each of `levels` evenly spaced sRGB values 0..1 (a lookup table for
+    integer pixels), float32, as rgb_to_lab linearises."""
+    v = np.arange(levels, dtype=np.float64) / (levels - 1)
+    return np.where(v > 0.04045, ((v + 0.055) / 1.055) ** 2.4, v / 12.92).astype(np.float32)
+
+
+def lightness_from_luminance(y):
+    """numpy: L* in [0, 100] from relative luminance Y, as rgb_to_lab computes it."""
+    f = np.where(y > 0.008856, np.cbrt(np.maximum(y, 0.008856)), 7.787 * y + 16.0 / 116.0)
+    return (116.0 * f - 16.0).astype(np.float32)
 
 
 def lab_to_rgb(lab):

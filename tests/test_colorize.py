@@ -1,5 +1,7 @@
 """colorize.py on a tiny checkpoint: every image mode and format, full-resolution outputs that keep
 the input's lightness, and the file handling (folders, skips, failures, never overwriting inputs)."""
+import io
+
 import keras
 import numpy as np
 import pytest
@@ -316,3 +318,24 @@ def test_no_matching_inputs_is_one_clear_line(checkpoint, tmp_path, capsys):
     status, _, err = run(capsys, tmp_path / "empty", tmp_path / "*.jpg", "--checkpoint", checkpoint,
                          "--output", tmp_path / "out")
     assert status == 1 and len(err) == 1 and err[0].startswith("error: no images")
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (3, 5, 4), (37, 1, 3), (1, 3000, 3), (700, 1100, 3), (600, 900, 4)])
+def test_png_writer_round_trips_bit_for_bit_through_pillow(shape):
+    # The larger shapes are deflated in several pieces joined into one stream.
+    pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    pixels[: shape[0] // 2] //= 16  # smooth and noisy parts: filtered bytes of every kind
+    image = Image.open(io.BytesIO(colorize.png_bytes(pixels)))
+    image.load()  # checks every chunk's CRC and the zlib checksum
+    assert image.format == "PNG" and image.mode == {3: "RGB", 4: "RGBA"}[shape[2]]
+    assert np.array_equal(np.asarray(image), pixels)
+
+
+@pytest.mark.parametrize("channels, dtype, scale", [(3, np.uint8, 255), (1, np.uint8, 255), (1, np.uint16, 65535)])
+def test_table_lightness_equals_the_lab_conversion(channels, dtype, scale):
+    pixels = np.random.default_rng(0).integers(0, scale + 1, (40, 50, channels)).astype(dtype)
+    rgb = np.broadcast_to(pixels.astype(np.float32) / scale, (40, 50, 3))
+    expected = color.rgb_to_lab(rgb).numpy()[..., :1]
+    L = colorize.lightness(pixels, scale)
+    assert L.shape == (40, 50, 1) and L.dtype == np.float32
+    assert np.abs(L - expected).max() < 1e-4
