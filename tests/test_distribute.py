@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 
+import colorize
 import test as test_script
 import train as train_script
 from models import checkpoint as ckpt
@@ -137,6 +138,10 @@ def test_a_checkpoint_moves_between_mirrored_and_one_device_and_mixed_precision_
     assert steps == list(range(1, 7))
     out = tmp_path / "results"
     assert test_script.main(["--checkpoint", str(run_dir), "--output", str(out), "--no-progress"]) == 0
+    coloured = tmp_path / "coloured"
+    assert colorize.main([str(images / "test"), "--checkpoint", str(run_dir), "--output", str(coloured),
+                          "--no-progress"]) == 0
+    assert len(list(coloured.rglob("*.png"))) == 4
 
 
 def free_ports(count):
