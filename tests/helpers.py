@@ -41,3 +41,10 @@ def write_images(folder, count, size=(20, 24), seed=0, ext="png"):
         pixels = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / f"img_{i:03d}.{ext}")
     return folder
+
+
+def image_folder(root, train=22, test=6):
+    """A --dataset folder tree: `train` 20x24 training images and `test` 16x16 test images."""
+    write_images(root / "train", train, size=(20, 24))
+    write_images(root / "test", test, size=(16, 16), seed=1)
+    return root

@@ -21,7 +21,7 @@ import test as test_script
 import train as train_script
 from models import checkpoint as ckpt
 from tests.conftest import ROOT
-from tests.helpers import write_images
+from tests.helpers import image_folder
 
 TINY = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--model", "unet",
         "--log-interval", "1", "--sample-interval", "100", "--save-interval", "100",
@@ -49,10 +49,7 @@ def train(images, run_dir, *extra, **env):
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    write_images(root / "train", 20, size=(20, 24))
-    write_images(root / "test", 4, size=(16, 16), seed=1)
-    return root
+    return image_folder(tmp_path_factory.mktemp("images"), train=20, test=4)
 
 
 @pytest.mark.slow
@@ -134,8 +131,7 @@ def test_a_checkpoint_moves_between_mirrored_and_one_device_and_mixed_precision_
     assert "Resuming" in outputs[2][1] and "at step 4" in outputs[2][1]
     config, options, state = ckpt.read_metadata(ckpt.latest_checkpoint(run_dir))
     assert state["step"] == 6 and config["mixed_precision"] and options["strategy"] == "mirrored"
-    steps = [int(line.split(",")[0]) for line in (run_dir / "log.csv").read_text().splitlines()[1:]]
-    assert steps == list(range(1, 7))
+    assert logged_steps(run_dir) == list(range(1, 7))
     out = tmp_path / "results"
     assert test_script.main(["--checkpoint", str(run_dir), "--output", str(out), "--no-progress"]) == 0
     coloured = tmp_path / "coloured"

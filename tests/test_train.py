@@ -11,7 +11,7 @@ import test as test_script
 import train
 from models import checkpoint as ckpt
 from tests.conftest import ROOT
-from tests.helpers import write_images
+from tests.helpers import image_folder
 
 TINY = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--epochs", "3",
         "--log-interval", "1", "--sample-interval", "2", "--save-interval", "100",
@@ -20,10 +20,7 @@ TINY = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--epo
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
-    root = tmp_path_factory.mktemp("images")
-    write_images(root / "train", 22, size=(20, 24))
-    write_images(root / "test", 6, size=(16, 16), seed=1)
-    return root
+    return image_folder(tmp_path_factory.mktemp("images"))
 
 
 def run(images, run_dir, *extra):
