@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from data import color
 from models import checkpoint as ckpt
-from models.colorization import load_for_inference
+from models.colorization import MIXED_PRECISION_HELP, load_for_inference
 from models.generator import downsampling_factor
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -48,6 +48,8 @@ def parse_options(argv=None):
     p.add_argument("--side-by-side", action="store_true",
                    help="also write <name>_side_by_side: [input | colorized]")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
+                   help=MIXED_PRECISION_HELP)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     opt = p.parse_args(argv)
     if opt.size is not None and opt.size <= 0:
@@ -316,7 +318,7 @@ def main(argv=None):
     for pattern in misses:
         print(f"warning: no images match {pattern}", file=sys.stderr)
     try:
-        model, _, _ = load_for_inference(opt.checkpoint)
+        model, _, _ = load_for_inference(opt.checkpoint, opt.mixed_precision)
     except ckpt.CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

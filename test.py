@@ -15,7 +15,7 @@ from data.datasets import load_source
 from data.errors import DatasetError
 from data.pipeline import fixed_sample
 from models import checkpoint as ckpt
-from models.colorization import load_for_inference
+from models.colorization import MIXED_PRECISION_HELP, load_for_inference
 
 COLUMNS = ("Dataset", "Network", "Batch size", "Epochs", "MAE", "Accuracy", "PSNR", "SSIM", "AuC",
            "Colourfulness")
@@ -33,6 +33,7 @@ def parse_options(argv=None):
     p.add_argument("--acc-thresh", type=float, default=2.0, help="accuracy threshold (paper: 2)")
     p.add_argument("--sample-size", type=int, default=8, help="test images in the sample grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample grid's choice of images")
+    p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, help=MIXED_PRECISION_HELP)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     opt = p.parse_args(argv)
     if opt.max_images is not None and opt.max_images <= 0:
@@ -60,7 +61,7 @@ def markdown_table(rows):
 
 def evaluate_checkpoints(opt):
     paths = [ckpt.resolve_checkpoint(c) for c in opt.checkpoint]
-    loaded = [load_for_inference(p) for p in paths]
+    loaded = [load_for_inference(p, opt.mixed_precision) for p in paths]
     first = loaded[0][1]
     for _, options, _ in loaded[1:]:
         if (options["dataset"], options["image_size"]) != (first["dataset"], first["image_size"]):

@@ -16,6 +16,8 @@ MODELS = ("gan", "unet")
 MIN_LEARNING_RATE = 1e-6  # reference code: the decayed rate is floored here
 D_LR_FACTOR = 0.1  # reference code: D learns at a tenth of G's rate
 G_STEPS_PER_BATCH = 2  # reference code: one D step, then two G steps on the same batch
+MIXED_PRECISION_HELP = ("run the generator in bfloat16 (CPUs; fast with AVX-512 BF16 or AMX) or float16 (GPUs); "
+                        "--no-mixed-precision: float32 (default: the precision it was trained in)")
 
 
 def architecture(model, encoder, dropout_layers, image_size, mixed_precision=False):
@@ -197,10 +199,18 @@ def describe_difference(saved, wanted):
     return "; ".join(f"{k} is {saved.get(k)} in the checkpoint, {wanted.get(k)} here" for k in keys)
 
 
-def load_for_inference(path):
-    """A model restored from a checkpoint file or run folder, plus its (config, options, state)."""
+def load_for_inference(path, mixed_precision=None):
+    """A model restored from a checkpoint file or run folder, plus its (config, options, state).
+
+    mixed_precision: None runs the generator in the precision it was trained in; True / False
+    choose 16-bit (bfloat16 on CPUs, float16 on GPUs) or float32 inference whatever the training
+    was: the variables are float32 either way, so only the generator's weights are read.
+    """
     path = ckpt.resolve_checkpoint(path)
     config, options, state = ckpt.read_metadata(path)
+    if mixed_precision is not None:
+        config = {**config, "mixed_precision": bool(mixed_precision)}
     model = ColorizationModel(config)
-    model.restore(path)
+    ckpt.restore_variables(path, {"generator": model.generator.variables})
+    model.step.assign(state["step"])
     return model, options, state

@@ -204,6 +204,18 @@ def test_side_by_side_shows_a_16_bit_input_scaled_to_8_bits(model):
     assert np.array_equal(pair[:, :30, 1], np.round(grey / 257).astype(np.uint8))
 
 
+def test_mixed_precision_inference_gives_nearly_the_float32_colours(checkpoint, tmp_path, capsys):
+    write(tmp_path / "x.png", photo(40, 60))
+    outputs = {}
+    for flag in ("--no-mixed-precision", "--mixed-precision"):
+        status, summary, _ = run(capsys, tmp_path / "x.png", "--checkpoint", checkpoint,
+                                 "--output", tmp_path / flag, flag)
+        assert status == 0 and summary.startswith("1 colorized")
+        outputs[flag] = np.asarray(Image.open(tmp_path / flag / "x.png")).astype(int)
+    difference = np.abs(outputs["--no-mixed-precision"] - outputs["--mixed-precision"])
+    assert 0 < difference.max() <= 6 and difference.mean() < 1, (difference.max(), difference.mean())
+
+
 @pytest.mark.slow
 def test_a_large_photo_keeps_its_full_resolution(checkpoint, tmp_path, capsys):
     rgb = np.kron(photo(200, 300), np.ones((10, 10, 1), np.uint8))  # 3000 x 2000, compresses well

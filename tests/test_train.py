@@ -69,6 +69,13 @@ def test_a_run_writes_everything_and_test_py_reads_it(images, tmp_path, capsys):
     assert 0 <= rows[1]["Accuracy"] <= 100 and rows[1]["MAE"] > 0
     assert (out / "results.md").read_text().startswith("| Dataset | Network | Batch size | Epochs | MAE")
     assert (out / "samples.png").is_file() and (out / "loss.png").is_file()
+    # 16-bit inference of the same float32 checkpoint: the same table to within bfloat16's rounding.
+    args = ["--checkpoint", str(run_dir), "--output", str(tmp_path / "bf16"), "--no-progress", "--mixed-precision"]
+    assert test_script.main(args) == 0
+    rows16 = json.loads((tmp_path / "bf16" / "results.json").read_text())
+    assert rows16[0] == rows[0]
+    assert rows16[1]["MAE"] == pytest.approx(rows[1]["MAE"], abs=0.5)
+    assert rows16[1]["Accuracy"] == pytest.approx(rows[1]["Accuracy"], abs=2)
 
 
 def test_a_foreign_checkpoint_in_the_run_folder_is_refused_and_kept(images, tmp_path, capsys):
