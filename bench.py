@@ -33,6 +33,17 @@ SECTIONS = ("steps", "pipelines", "inference", "loop", "memory")
 PRESET_SHAPES = {"cifar10": (32, 128), "places365": (256, 16)}  # image size, batch (README runs)
 
 
+def cpu_description():
+    """The CPU's model name and whether it computes bfloat16 natively (what --mixed-precision needs)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = set(next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), []))
+    return {"model": model, "bfloat16": sorted(flags & {"avx512_bf16", "amx_bf16"})}
+
+
 def timed(fn, repeats):
     """Seconds per call after one warm-up call (which traces)."""
     fn()
@@ -175,19 +186,29 @@ def colorize_times(tmp, sizes):
     return times
 
 
+def evaluation_rate(images, n, mixed, batch):
+    """Images/s of test.py's evaluation (accuracy and MAE) at 32x32, after a warm-up batch."""
+    model = ColorizationModel(architecture("gan", PRESETS["cifar10"]["encoder"], 2, 32, mixed))
+    source = array_source(images[:n], drop_grayscale=False)
+    evaluation.evaluate(model, source, batch, limit=batch, names=("accuracy", "mae"))  # traces
+    start = time.perf_counter()
+    evaluation.evaluate(model, source, batch, names=("accuracy", "mae"))
+    return n / (time.perf_counter() - start)
+
+
 def inference(opt, images, tmp, record):
     """test.py's evaluation at 32x32 (accuracy and MAE), and colorize.py on big photos."""
-    model = ColorizationModel(architecture("gan", PRESETS["cifar10"]["encoder"], 2, 32))
-    n = 200 if opt.quick else 5000
-    start = time.perf_counter()
-    evaluation.evaluate(model, array_source(images[:n], drop_grayscale=False), 200 if opt.quick else 250,
-                        names=("accuracy", "mae"))
-    rate = n / (time.perf_counter() - start)
+    n, batch = (200, 100) if opt.quick else (5000, 250)
     peak, flops = matmul_gflops(), generator_gflops(PRESETS["cifar10"]["encoder"], 32)
     record("float32 matrix product (machine peak)", f"{peak:.0f} GFLOP/s", "2048x2048", gflops=peak)
-    record("evaluation cifar10 (test.py path)", f"{rate:.0f} img/s",
-           f"10,000 images in {10000 / rate:.0f} s; the generator's {flops:.2f} GFLOP/image run at "
-           f"{rate * flops / peak:.0%} of the peak", images_per_s=rate, gflops_per_image=flops)
+    rates = {}
+    for mixed in (False, True):
+        rate = rates[mixed] = evaluation_rate(images, n, mixed, batch)
+        name = "mixed (--mixed-precision)" if mixed else "float32"
+        record(f"evaluation cifar10 {name} (test.py path)", f"{rate:.0f} img/s",
+               f"10,000 images in {10000 / rate:.0f} s; the generator's {flops:.2f} GFLOP/image at "
+               f"{rate * flops:.0f} GFLOP/s", images_per_s=rate, gflops_per_image=flops, seconds_10k=10000 / rate)
+    record("mixed / float32 evaluation", f"{rates[True] / rates[False]:.2f}x", ratio=rates[True] / rates[False])
     sizes = [(320, 240)] if opt.quick else [(1920, 1080), (4000, 3000)]
     for size, (first, warm) in colorize_times(tmp, sizes).items():
         record(f"colorize.py {size} jpeg", f"{warm:.2f} s", f"first photo {first:.2f} s (traces)",
@@ -205,7 +226,8 @@ def main(argv=None):
     sections = set(opt.only or SECTIONS)
     steps = 1 if opt.quick else 3
     batches = {"cifar10": 8 if opt.quick else 128, "places365": 16}
-    results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__}, "quick": opt.quick}
+    results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__, "cpu": cpu_description()},
+               "quick": opt.quick}
     rows = []
     began = time.perf_counter()
 
@@ -218,18 +240,16 @@ def main(argv=None):
     presets = ["cifar10"] if opt.quick else ["cifar10", "places365"]
     step_rates = {}
     kinds = ["gan"] if opt.quick else ["gan", "unet"]
-    # Places365 steps take minutes on a CPU; bfloat16 (3-5x slower here) is measured on CIFAR-10 only.
-    configurations = [(preset, kind, mixed) for preset in presets for kind in kinds
-                      for mixed in ((False, True) if preset == "cifar10" else (False,))]
+    configurations = [(preset, kind, mixed) for preset in presets for kind in kinds for mixed in (False, True)]
     for preset, kind, mixed in configurations if "steps" in sections else []:
         rate, traces = bare_step(preset, kind, mixed, steps if preset == "cifar10" and not mixed else 1,
                                  batches[preset])
         step_rates[(preset, kind, mixed)] = rate
         record(f"step {preset} {kind} {'mixed' if mixed else 'float32'}", f"{rate:.1f} img/s",
                f"batch {batches[preset]}, traced {traces}x", images_per_s=rate, traces=traces)
-    for kind in kinds if "steps" in sections else []:
-        ratio = step_rates[("cifar10", kind, True)] / step_rates[("cifar10", kind, False)]
-        record(f"mixed / float32 step, cifar10 {kind}", f"{ratio:.2f}x", ratio=ratio)
+    for preset, kind in [(p, k) for p in presets for k in kinds] if "steps" in sections else []:
+        ratio = step_rates[(preset, kind, True)] / step_rates[(preset, kind, False)]
+        record(f"mixed / float32 step, {preset} {kind}", f"{ratio:.2f}x", ratio=ratio)
     if not opt.quick and "steps" in sections:
         for kind in kinds:
             rate, _ = bare_step("cifar10", kind, False, 1, batches["cifar10"], keras_convolutions=True)
@@ -279,16 +299,19 @@ def main(argv=None):
                    f"{ratio:.0%} of the bare step" if step else "", images_per_s=loop, x_step=ratio)
             record("peak memory cifar10 training", f"{peak:.0f} MB", peak_mb=peak)
         if not opt.quick and "memory" in sections:
-            for count in (64, len(paths)):
+            for count, mixed in ((64, False), (len(paths), False), (64, True)):
                 folder = Path(cwd) / f"places_{count}"
-                folder.mkdir()
-                for path in paths[:count]:
-                    os.link(path, folder / Path(path).name)
+                if not folder.is_dir():
+                    folder.mkdir()
+                    for path in paths[:count]:
+                        os.link(path, folder / Path(path).name)
+                run = f"places_{count}_{'mixed' if mixed else 'float32'}"
                 _, peak = train_run(["--dataset", "folder", "--dataset-path", str(folder), "--image-size", "256",
-                                     "--checkpoints-path", f"places_{count}_run", "--max-steps", "2",
-                                     "--log-interval", "1", "--eval-images", "16"], cwd)
-                record(f"peak memory places365-preset training, {count} images", f"{peak:.0f} MB",
-                       "folder of 256x256 JPEGs, batch 16", peak_mb=peak, images=count)
+                                     "--checkpoints-path", run, "--max-steps", "2", "--log-interval", "1",
+                                     "--eval-images", "16"] + (["--mixed-precision"] if mixed else []), cwd)
+                record(f"peak memory places365-preset training, {count} images"
+                       + (", --mixed-precision" if mixed else ""), f"{peak:.0f} MB",
+                       "folder of 256x256 JPEGs, batch 16", peak_mb=peak, images=count, mixed=mixed)
     if cifar_dir is not None:
         shutil.rmtree(cifar_dir, ignore_errors=True)
     shutil.rmtree(tmp, ignore_errors=True)

@@ -90,7 +90,11 @@ class ColorizationModel:
     def _replica_step(self, L, ab):
         if not self.is_gan:
             return self._generator_step(L, ab)
-        losses = self._discriminator_step(L, ab)
+        losses, d_gradients = self._discriminator_step(L, ab)
+        # The G step reads no variable the D step writes, so the graph could run its forward pass
+        # alongside D's backward pass, with both sets of activations in memory: wait for D's.
+        with tf.control_dependencies(d_gradients):
+            L = tf.identity(L)
         for _ in range(G_STEPS_PER_BATCH):
             g_losses = self._generator_step(L, ab)
         return {**losses, **g_losses}
@@ -103,8 +107,8 @@ class ColorizationModel:
             d_real = self._mean(bce_per_example(self.real_label, real_logits))
             d_fake = self._mean(bce_per_example(0.0, fake_logits))
             loss = d_real + d_fake
-        self._apply(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
-        return {"d_real": d_real, "d_fake": d_fake}
+        gradients = self._apply(self.d_optimizer, tape, loss, self.discriminator.trainable_variables)
+        return {"d_real": d_real, "d_fake": d_fake}, gradients
 
     def _generator_step(self, L, ab):
         with tf.GradientTape() as tape:
@@ -128,7 +132,9 @@ class ColorizationModel:
     def _apply(optimizer, tape, loss, variables):
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             loss = optimizer.scale_loss(loss)
-        optimizer.apply(tape.gradient(loss, variables), variables)
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply(gradients, variables)
+        return gradients
 
     # ---------------------------------------------------------------------------------- inference
     def predict_ab(self, L):

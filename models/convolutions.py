@@ -136,20 +136,60 @@ def transposed_conv_4x4_s2(x, kernel):
 
 
 class _Fast4x4:
-    """Mixin: compute 4x4, 'same', channels-last layers with `operations[stride]` on TensorFlow."""
+    """Mixin: compute 4x4, 'same', channels-last layers with `operations[stride]` on TensorFlow.
+
+    The layer also takes a list of tensors in place of their concatenation along the channels (the
+    U-Net's skip connections): it convolves each with its slice of the kernel and adds the results,
+    so the concatenated tensor is never made, nor kept for the backward pass.
+    """
     operations = {}
+    kernel_input_axis = 2  # (height, width, in, out)
 
     def _fast(self):
         return (tuple(self.kernel_size) == (4, 4) and self.strides[0] == self.strides[1] in self.operations
                 and self.padding == "same" and self.data_format == "channels_last" and tuple(self.dilation_rate) == (1, 1)
                 and getattr(self, "output_padding", None) is None and keras.backend.backend() == "tensorflow")
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.input_spec = None  # until built: a list of parts is welcome (build sets Keras' spec for one)
+
+    @staticmethod
+    def _joined(input_shape):
+        if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple)):
+            channels = [shape[-1] for shape in input_shape]
+            return tuple(input_shape[0][:-1]) + (sum(channels),), channels
+        return tuple(input_shape), None
+
+    def build(self, input_shape):
+        shape, self._part_channels = self._joined(input_shape)
+        super().build(shape)
+        if self._part_channels is not None:
+            self.input_spec = None  # a list of parts, which Keras' single-input spec would refuse
+
+    def compute_output_shape(self, input_shape):
+        return super().compute_output_shape(self._joined(input_shape)[0])
+
     def call(self, inputs):
-        if not self._fast():
-            return super().call(inputs)
-        outputs = self.operations[self.strides[0]](inputs, tf.cast(self.kernel, inputs.dtype))
-        if self.use_bias:
-            outputs = outputs + tf.cast(self.bias, outputs.dtype)
+        parts = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        return self.convolve(parts, self.kernel, self.bias if self.use_bias else None)
+
+    def convolve(self, parts, kernel, bias):
+        """The layer's output for a list of input parts, with the given kernel and bias tensors."""
+        kernel = tf.cast(kernel, parts[0].dtype)
+        slices = tf.split(kernel, [int(p.shape[-1]) for p in parts], axis=self.kernel_input_axis)
+        outputs = None
+        for part, part_kernel in zip(parts, slices):
+            if self._fast():
+                y = self.operations[self.strides[0]](part, part_kernel)
+            elif self.kernel_input_axis == 2:
+                y = keras.ops.conv(part, part_kernel, self.strides, self.padding, self.data_format, self.dilation_rate)
+            else:
+                y = keras.ops.conv_transpose(part, part_kernel, self.strides, self.padding, self.output_padding,
+                                             self.data_format, self.dilation_rate)
+            outputs = y if outputs is None else outputs + y
+        if bias is not None:
+            outputs = outputs + tf.cast(bias, outputs.dtype)
         return self.activation(outputs) if self.activation is not None else outputs
 
 
@@ -161,3 +201,4 @@ class Conv2D(_Fast4x4, keras.layers.Conv2D):
 class Conv2DTranspose(_Fast4x4, keras.layers.Conv2DTranspose):
     """keras.layers.Conv2DTranspose, fast for 4x4, stride-2, 'same' layers."""
     operations = {2: transposed_conv_4x4_s2}
+    kernel_input_axis = 3  # (height, width, out, in)

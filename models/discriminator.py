@@ -3,6 +3,7 @@ import keras
 from keras import layers
 
 from models.convolutions import Conv2D
+from models.normalization import BatchNormActivation
 
 # (filters, stride, batchnorm) per layer, 4x4 kernels; the last one gives one logit per patch.
 LAYERS = [(64, 2, False), (128, 2, True), (256, 2, True), (512, 1, True), (1, 1, False)]
@@ -16,8 +17,8 @@ def build_discriminator(dtype=None, sync_bn=False, name="discriminator"):
         last = i == len(LAYERS) - 1
         x = Conv2D(filters, 4, stride, padding="same", name=f"conv{i}",
                           dtype="float32" if last else dtype)(x)
-        if batchnorm:
-            x = layers.BatchNormalization(name=f"bn{i}", synchronized=sync_bn, dtype=dtype)(x)
-        if not last:
+        if batchnorm:  # BN and LeakyReLU(0.2) as one layer, to save memory (models/normalization.py)
+            x = BatchNormActivation(0.2, name=f"bn{i}", synchronized=sync_bn, dtype=dtype)(x)
+        elif not last:
             x = layers.LeakyReLU(negative_slope=0.2, name=f"lrelu{i}", dtype=dtype)(x)
     return keras.Model([L, ab], x, name=name)

@@ -8,6 +8,8 @@ import keras
 from keras import layers
 
 from models.convolutions import Conv2D, Conv2DTranspose
+from models.normalization import BatchNormActivation, ConvBatchNormActivation
+from models.skip import ColourHead, SkipProjection
 
 # (filters, stride) of each encoder layer and the number of decoder layers with dropout 0.5.
 # The decoder mirrors the encoder without its last layer.  Source: the reference code's
@@ -45,26 +47,43 @@ def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync
                     name="generator"):
     """U-Net: conv-BN-LeakyReLU(0.2) encoder, transposed-conv-BN-ReLU(-dropout) decoder, skips.
 
+    Each BN and its activation are one layer, and each skip connection is a pair of tensors that
+    the next layer convolves as if concatenated: both only save memory (models/normalization.py,
+    models/convolutions.py); the variables are those of the plain Keras layers.
+
     `dtype` is a Keras dtype policy name ("mixed_bfloat16", "mixed_float16") or None for float32.
     `sync_bn` computes BatchNorm statistics over all replicas of a tf.distribute strategy (it
     changes no variable).
     """
     inputs = keras.Input((None, None, 1), name="L")
+    # The colour head stays float32 under mixed precision: tanh saturates badly in half precision.
+    head = ColourHead(output_channels, skip_channels=encoder[0][0], activation="tanh", dtype="float32", name="ab")
+    head.build([(None, None, None, output_channels), (None, None, None, encoder[0][0])])
     x = inputs
     skips = []
     for i, (filters, stride) in enumerate(encoder):
-        x = Conv2D(filters, 4, stride, padding="same", name=f"enc{i}_conv", dtype=dtype)(x)
-        x = layers.BatchNormalization(name=f"enc{i}_bn", synchronized=sync_bn, dtype=dtype)(x)
-        x = layers.LeakyReLU(negative_slope=0.2, name=f"enc{i}_lrelu", dtype=dtype)(x)
-        skips.append(x)
+        conv = Conv2D(filters, 4, stride, padding="same", name=f"enc{i}_conv", dtype=dtype)
+        norm = BatchNormActivation(0.2, name=f"enc{i}_bn", synchronized=sync_bn, dtype=dtype)  # LeakyReLU(0.2)
+        if i < 2:
+            # The first two layers' convolution outputs are recomputed in the backward pass rather
+            # than kept: at 256x256 they are a third of a gigabyte per 16 images, and recomputing
+            # them costs about 0.1 % of a step (one and 64 input channels).
+            conv.build(x.shape)  # here, so that the variables keep their paths (enc0_conv/kernel)
+            norm.build(conv.compute_output_shape(x.shape))
+            x = ConvBatchNormActivation(conv, norm, name=f"enc{i}", dtype=dtype)(x)
+        else:
+            x = norm(conv(x))
+        if i == 0:  # the head's share of the first skip connection (models/skip.py)
+            x, projected = SkipProjection(head, name="ab_skip", dtype=dtype)(x)
+            skips.append(projected)
+        else:
+            skips.append(x)
     decoder = [filters for filters, _ in encoder[:-1]][::-1]
     for i, (filters, skip) in enumerate(zip(decoder, skips[-2::-1])):
         x = Conv2DTranspose(filters, 4, 2, padding="same", name=f"dec{i}_deconv", dtype=dtype)(x)
-        x = layers.BatchNormalization(name=f"dec{i}_bn", synchronized=sync_bn, dtype=dtype)(x)
-        x = layers.ReLU(name=f"dec{i}_relu", dtype=dtype)(x)
+        x = BatchNormActivation(0.0, name=f"dec{i}_bn", synchronized=sync_bn, dtype=dtype)(x)  # ReLU
         if i < dropout_layers:
             x = layers.Dropout(0.5, name=f"dec{i}_dropout", dtype=dtype)(x)
-        x = layers.Concatenate(name=f"dec{i}_skip", dtype=dtype)([skip, x])
-    # The colour head stays float32 under mixed precision: tanh saturates badly in half precision.
-    outputs = layers.Conv2D(output_channels, 1, activation="tanh", dtype="float32", name="ab")(x)
+        x = [skip, x]  # the skip connection: the next layer convolves the pair as if concatenated
+    outputs = head(x)
     return keras.Model(inputs, outputs, name=name)

@@ -19,7 +19,10 @@ def test_bench_quick_runs_and_writes_well_formed_json(tmp_path):
         assert data[name]["images_per_s"] > 0
         assert data[name]["traces"] == 1  # one trace per input shape
     assert data["pipeline cifar10 pickles"]["images_per_s"] > 0
-    assert data["evaluation cifar10 (test.py path)"]["images_per_s"] > 0
+    assert data["evaluation cifar10 float32 (test.py path)"]["images_per_s"] > 0
+    assert data["evaluation cifar10 mixed (--mixed-precision) (test.py path)"]["images_per_s"] > 0
+    assert data["mixed / float32 evaluation"]["ratio"] > 0
+    assert "bfloat16" in data["machine"]["cpu"]
     assert data["colorize.py 320x240 jpeg"]["seconds"] > 0
     if (SHARED / "cifar10" / "make_cifar10.py").is_file():  # the whole loop needs the real CIFAR-10
         assert data["whole loop cifar10 gan (train.py)"]["images_per_s"] > 0

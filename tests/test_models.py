@@ -152,7 +152,7 @@ def test_checkpoint_writes_are_atomic_and_pruned(tmp_path, monkeypatch):
 
 def test_mixed_precision_keeps_the_colour_head_and_losses_in_float32():
     model = tiny_model("gan", mixed_precision=True)
-    assert model.generator.get_layer("enc1_conv").compute_dtype == "bfloat16"
+    assert model.generator.get_layer("enc2_conv").compute_dtype == "bfloat16"
     assert model.generator.output.dtype == "float32"
     losses = model.train_step(*random_batch())
     assert all(v.dtype == tf.float32 and np.isfinite(float(v)) for v in losses.values())
@@ -171,7 +171,7 @@ def test_inference_precision_can_differ_from_the_training_precision(tmp_path, tr
     runs = {}
     for mixed in (False, True):
         other, _, _ = load_for_inference(tmp_path, mixed_precision=mixed)
-        assert other.generator.get_layer("enc1_conv").compute_dtype == ("bfloat16" if mixed else "float32")
+        assert other.generator.get_layer("enc2_conv").compute_dtype == ("bfloat16" if mixed else "float32")
         runs[mixed] = other.predict_ab(L).numpy()
     assert runs[False].dtype == runs[True].dtype == np.float32
     # bfloat16 keeps 8 bits of mantissa: the colours agree to about a percent of their range.
