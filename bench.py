@@ -17,20 +17,28 @@ import tempfile
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 import evaluation
 from data.pipeline import array_source, eval_batches, file_source, train_batches
 from models.colorization import ColorizationModel, architecture
-from models import discriminator, generator
+from models import convolutions, discriminator, generator
 from models.generator import PRESETS
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("COLORGAN_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 SECTIONS = ("steps", "pipelines", "inference", "loop", "memory")
 PRESET_SHAPES = {"cifar10": (32, 128), "places365": (256, 16)}  # image size, batch (README runs)
+
+
+class _Native:
+    def _fast(self):
+        return False  # always keras.ops.conv / conv_transpose, with TensorFlow's own gradients
+
+
+NATIVE = {"Conv2D": type("NativeConv2D", (_Native, convolutions.Conv2D), {}),
+          "Conv2DTranspose": type("NativeConv2DTranspose", (_Native, convolutions.Conv2DTranspose), {})}
 
 
 def cpu_description():
@@ -56,8 +64,8 @@ def timed(fn, repeats):
 def bare_step(preset, kind, mixed, steps, batch, xla=False, keras_convolutions=False):
     """Images/s of the training step, and its trace count.
 
-    keras_convolutions: build the networks with Keras' own Conv2D / Conv2DTranspose instead of
-    models/convolutions.py, to measure what the fast gradients buy.
+    keras_convolutions: compute the convolutions with TensorFlow's own kernels and gradients
+    instead of models/convolutions.py's, to measure what the fast gradients buy.
     """
     size = PRESET_SHAPES[preset][0]
     patched = [(generator, "Conv2D"), (generator, "Conv2DTranspose"), (discriminator, "Conv2D")]
@@ -65,7 +73,7 @@ def bare_step(preset, kind, mixed, steps, batch, xla=False, keras_convolutions=F
     try:
         if keras_convolutions:
             for module, name in patched:
-                setattr(module, name, getattr(keras.layers, name))
+                setattr(module, name, NATIVE[name])
         model = ColorizationModel(architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"],
                                               size, mixed), global_batch_size=batch, jit_compile=xla)
     finally:

@@ -37,6 +37,15 @@ def _all_replicas(values, synchronized):
     return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, values)
 
 
+def fused_gradient():
+    """Whether TensorFlow's fused batch-norm gradient takes the batch variance as computed here.
+
+    On CPUs it does; cuDNN's kernel takes the inverse standard deviation saved by its own forward
+    pass instead, so on GPUs the gradient is written out (GPUs have the memory to spare).
+    """
+    return not tf.config.list_physical_devices("GPU")
+
+
 class BatchNormActivation(keras.layers.BatchNormalization):
     """keras.layers.BatchNormalization, then LeakyReLU(negative_slope) (0: ReLU), channels last."""
 
@@ -102,12 +111,13 @@ class BatchNormActivation(keras.layers.BatchNormalization):
                 # The activation's gradient from its output (y > 0 exactly where z > 0): y is kept
                 # anyway, as the next layer's input.
                 dz = tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=slope)
-                if not synchronized:  # one fused kernel, no full-size temporaries
+                if not synchronized and fused_gradient():  # one kernel, no full-size temporaries
                     dx, dgamma, dbeta = tf.raw_ops.FusedBatchNormGradV3(
                         y_backprop=dz, x=x_kept, scale=gamma, reserve_space_1=mean, reserve_space_2=variance,
                         reserve_space_3=tf.zeros([0]), epsilon=epsilon, data_format="NHWC", is_training=True)[:3]
                     return dx, dgamma, dbeta
-                # Statistics over all replicas: the sums in dx are all-reduced too.
+                # Written out (on GPUs, or with statistics over all replicas: then the sums in dx
+                # are all-reduced too).
                 inv = tf.math.rsqrt(variance + epsilon)
                 xhat = (tf.cast(x_kept, tf.float32) - mean) * inv
                 dz = tf.cast(dz, tf.float32)

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from models.generator import build_generator
+from models import normalization
 from models.normalization import BatchNormActivation
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +30,12 @@ def run(layer_fn, variables, x, training, upstream):
     return [y] + tape.gradient(loss, [x] + variables)
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused-gradient", "written-out-gradient"])
 @pytest.mark.parametrize("slope", [0.0, 0.2], ids=["relu", "leaky-relu"])
 @pytest.mark.parametrize("synchronized", [False, True], ids=["local", "synchronized"])
-def test_same_outputs_gradients_and_statistics_as_keras_layers(slope, synchronized):
+def test_same_outputs_gradients_and_statistics_as_keras_layers(slope, synchronized, fused, monkeypatch):
+    # The written-out gradient is the one GPUs and synchronized replicas use.
+    monkeypatch.setattr(normalization, "fused_gradient", lambda: fused)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(1.5, 2.0, (4, 6, 5, 3)), tf.float32)
     upstream = tf.constant(rng.normal(size=(4, 6, 5, 3)), tf.float32)
@@ -89,7 +93,7 @@ def plain_keras_generator(encoder, dropout_layers, output_channels=2):
     return keras.Model(inputs, layers.Conv2D(output_channels, 1, activation="tanh")(x))
 
 
-@pytest.mark.parametrize("graph", [False, True], ids=["eager", "tf.function"])
+@pytest.mark.parametrize("graph", ["eager", "tf.function", "xla"])
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
 def test_the_memory_saving_generator_equals_the_plain_keras_one(training, graph):
     encoder = [(8, 1), (16, 2), (16, 2), (32, 2)]
@@ -110,7 +114,10 @@ def test_the_memory_saving_generator_equals_the_plain_keras_one(training, graph)
                 y = model(L, training=training)
                 loss = tf.reduce_sum(y * upstream)
             return [y] + tape.gradient(loss, model.trainable_variables)
-        outputs = tf.function(forward_and_backward)() if graph else forward_and_backward()
+        if graph == "eager":
+            outputs = forward_and_backward()
+        else:
+            outputs = tf.function(forward_and_backward, jit_compile=graph == "xla")()
         results.append(outputs + [v for v in model.non_trainable_variables if "seed" not in v.path])
     for (a, b), variable in zip(zip(*results), ["output"] + [v.path for v in ours.trainable_variables]
                                 + [v.path for v in ours.non_trainable_variables if "seed" not in v.path]):
