@@ -263,7 +263,7 @@ def main(argv=None):
             rate, _ = bare_step("cifar10", kind, False, 1, batches["cifar10"], keras_convolutions=True)
             ratio = step_rates[("cifar10", kind, False)] / rate
             record(f"step cifar10 {kind} float32, Keras' own convolutions", f"{rate:.1f} img/s",
-                   f"models/convolutions.py is {ratio:.2f}x faster", images_per_s=rate, speedup=ratio)
+                   f"{ratio:.2f}x with models/convolutions.py", images_per_s=rate, speedup=ratio)
         rate, traces = bare_step("cifar10", "gan", False, steps, batches["cifar10"], xla=True)
         ratio = rate / step_rates[("cifar10", "gan", False)]
         record("step cifar10 gan float32 --xla", f"{rate:.1f} img/s", f"{ratio:.2f}x float32 without XLA",
