@@ -37,6 +37,8 @@ def build_parser():
     a("--batch-size", type=int, help="global batch size (cifar10 128, places365 16, folder 16)")
     a("--epochs", type=int, help="epochs to train (cifar10 200, places365 10, folder 100)")
     a("--max-steps", type=int, help="stop after this many steps in total (smoke runs, benchmarks)")
+    a("--max-hours", type=float,
+      help="stop after this many hours of training (evaluations not counted): equal-time comparisons")
     a("--lr", type=float, default=3e-4, help="generator learning rate; D uses a tenth")
     a("--lr-decay-rate", type=float, default=0.1, help="factor per --lr-decay-steps (continuous)")
     a("--lr-decay-steps", type=float, help="steps per decay factor (cifar10 1e4, places365 5e5)")
@@ -45,6 +47,9 @@ def build_parser():
     a("--label-smoothing", action=argparse.BooleanOptionalAction,
       help="one-sided label smoothing: real target 0.9 (places365: on)")
     a("--augment", action=argparse.BooleanOptionalAction, help="random horizontal flips (cifar10: on)")
+    a("--init", default="reference", choices=["reference", "glorot"],
+      help="kernel initializer: the reference code's VarianceScaling(1, fan_in, truncated normal), "
+           "or Keras' default Glorot uniform")
     a("--seed", type=int, default=0, help="seed of weights, data order and flips")
     a("--save-interval", type=int, default=1000, help="steps between checkpoints (also each epoch)")
     a("--keep-checkpoints", type=int, default=3, help="how many recent checkpoints to keep")
@@ -52,7 +57,9 @@ def build_parser():
     a("--sample-size", type=int, default=8, help="test images in each sample grid")
     a("--log-interval", type=int, default=10, help="steps between CSV / TensorBoard log rows")
     a("--eval-images", type=int, default=1000,
-      help="test images for the accuracy / MAE at each epoch's end (0: none, -1: all)")
+      help="test images for the accuracy / MAE at each evaluation (0: none, -1: all)")
+    a("--eval-interval", type=int,
+      help="steps between evaluations (default: at each epoch's end only; always at the end of the run)")
     a("--test-fraction", type=float, default=0.1, help="folder: held-out share when no test/ subfolder")
     a("--mixed-precision", action="store_true",
       help="bfloat16 on CPUs, float16 with loss scaling on GPUs (last layers and losses stay float32)")
@@ -87,8 +94,10 @@ def check_options(opt):
                  "keep_checkpoints", "lr_decay_steps"):
         if getattr(opt, name) <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
-    if opt.max_steps is not None and opt.max_steps <= 0:
-        raise ValueError("--max-steps must be positive")
+    for name in ("max_steps", "max_hours", "eval_interval"):
+        value = getattr(opt, name)
+        if value is not None and not value > 0:  # also refuses nan
+            raise ValueError(f"--{name.replace('_', '-')} must be positive")
     if opt.strategy == "multiworker":
         check_tf_config()
     if not 0 < opt.test_fraction < 1:

@@ -26,6 +26,25 @@ from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options
 from training_log import TrainingLog
 
 
+class TrainingClock:
+    """Seconds of training so far, across resumes; evaluations are not counted, so that the
+    quality curves (eval.csv against seconds) do not depend on how often the run evaluates."""
+
+    def __init__(self, seconds=0.0):
+        self.started = time.time() - seconds
+
+    def seconds(self):
+        return time.time() - self.started
+
+    def pause(self, function, *args):
+        """Runs function(*args) off the clock."""
+        begin = time.time()
+        try:
+            return function(*args)
+        finally:
+            self.started += time.time() - begin
+
+
 class StopRequest:
     """Ctrl-C / SIGTERM ask the loop to stop after the current step and save; a second Ctrl-C kills.
 
@@ -36,18 +55,23 @@ class StopRequest:
     def __init__(self, strategy):
         self.signal = None
         self.stopping = False  # decided once per step, identically on every worker
+        self.budget_spent = False
         self.several_workers = distribute.is_multi_worker(strategy)
         self.strategy = strategy
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
 
-    def check(self):
+    def check(self, over_budget=False):
+        """over_budget: this worker's time budget (--max-hours) is spent; workers agree on it too."""
         wanted = self.signal is not None
         if self.several_workers:
             wanted = distribute.any_worker(self.strategy, wanted)
             if wanted and self.signal is None:
                 self.signal = signal.SIGTERM  # another worker was stopped
-        self.stopping = wanted
+            if over_budget is not None:
+                over_budget = distribute.any_worker(self.strategy, over_budget)
+        self.budget_spent = bool(over_budget)
+        self.stopping = wanted or self.budget_spent
 
     def _handle(self, signum, frame):
         self.signal = signum
@@ -62,7 +86,7 @@ def build_model(opt, strategy=None):
                              lr_decay_steps=opt.lr_decay_steps, beta1=opt.beta1,
                              l1_weight=opt.l1_weight, label_smoothing=opt.label_smoothing,
                              global_batch_size=opt.batch_size, strategy=strategy, sync_bn=opt.sync_bn,
-                             jit_compile=opt.xla)
+                             jit_compile=opt.xla, initializer=opt.init)
 
 
 def check_resumable(latest, opt):
@@ -127,10 +151,16 @@ def train(opt, strategy=None):
 
     def save():
         model.save(run / ckpt.checkpoint_name(step), options,
-                   {"epoch": epoch, "position": position, "seconds": time.time() - started})
+                   {"epoch": epoch, "position": position, "seconds": clock.seconds()})
         ckpt.prune_checkpoints(run, opt.keep_checkpoints)
 
-    started = time.time() - state.get("seconds", 0.0)
+    def evaluate():
+        epochs = round(epoch + position / (steps_per_epoch * opt.batch_size), 3)  # fractional mid-epoch
+        clock.pause(evaluate_and_plot, model, opt, log, test_source, run, step, epochs, clock.seconds())
+        evaluated.add(step)
+
+    clock, evaluated = TrainingClock(state.get("seconds", 0.0)), set()
+    over_budget = (lambda: clock.seconds() >= 3600 * opt.max_hours) if opt.max_hours else (lambda: False)
     while epoch < opt.epochs and not done(step, opt, stop):
         bar = tqdm(total=steps_per_epoch * opt.batch_size, initial=position // opt.batch_size * opt.batch_size,
                    unit="img", desc=f"epoch {epoch + 1}/{opt.epochs}", disable=not opt.progress,
@@ -144,14 +174,17 @@ def train(opt, strategy=None):
                 row = {name: float(np.mean([p[name] for p in pending])) for name in pending[0]}
                 rate = len(pending) * opt.batch_size / (time.time() - tick)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
-                log.losses({**row, "step": step, "epoch": epoch + 1, "seconds": round(time.time() - started, 1),
+                log.losses({**row, "step": step, "epoch": epoch + 1, "seconds": round(clock.seconds(), 1),
                             "lr": float(model.learning_rate()), "images_per_s": round(rate, 1)})
                 pending, tick = [], time.time()
             if step % opt.sample_interval == 0:
                 log.image("samples", step, save_samples(model, samples, run / "samples" / f"step_{step:08d}.png"))
             if step % opt.save_interval == 0:
                 save()
-            stop.check()
+            if opt.eval_interval and step % opt.eval_interval == 0 and step % steps_per_epoch:
+                evaluate()
+                tick = time.time()
+            stop.check(over_budget() if opt.max_hours else None)
             if done(step, opt, stop):
                 break
         bar.close()
@@ -159,7 +192,9 @@ def train(opt, strategy=None):
             epoch, position = epoch + 1, 0
             save()
             log.image("samples", step, save_samples(model, samples, run / "samples" / f"epoch_{epoch:04d}.png"))
-            end_of_epoch(model, opt, log, test_source, run, step, epoch)
+            evaluate()
+    if step not in evaluated and not stop.signal and (latest is None or step > state["step"]):
+        evaluate()  # the run's last point of the quality curves (budget or --max-steps reached)
     if latest is None or step > state["step"]:
         save()
     log.flush()
@@ -167,21 +202,23 @@ def train(opt, strategy=None):
         print(f"Stopped at step {step}: saved {run / ckpt.checkpoint_name(step)}; "
               f"run the same command to resume", file=sys.stderr)
         return 128 + stop.signal
-    print(f"Finished at step {step} (epoch {epoch}): {run / ckpt.checkpoint_name(step)}")
+    budget = f", {opt.max_hours:g} h budget spent" if stop.budget_spent else ""
+    print(f"Finished at step {step} (epoch {epoch}{budget}): {run / ckpt.checkpoint_name(step)}")
     return 0
 
 
-def done(step, opt, stop):
+def done(step, opt, stop):  # stop.stopping includes a spent --max-hours
     return stop.stopping or (opt.max_steps is not None and step >= opt.max_steps)
 
 
-def end_of_epoch(model, opt, log, test_source, run, step, epoch):
+def evaluate_and_plot(model, opt, log, test_source, run, step, epoch, seconds):
+    """Test accuracy and MAE into eval.csv (with the training seconds so far), and loss.png."""
     if opt.eval_images != 0:
         limit = None if opt.eval_images < 0 else opt.eval_images
         scores = evaluation.evaluate(model, test_source, opt.batch_size, limit, ("accuracy", "mae"))
-        log.evaluation({"step": step, "epoch": epoch, **scores})
-        print(f"epoch {epoch}: test accuracy {scores['accuracy']:.2%}, MAE {scores['mae']:.2f} "
-              f"({min(limit or len(test_source), len(test_source))} images)")
+        log.evaluation({"step": step, "epoch": epoch, "seconds": round(seconds, 1), **scores})
+        print(f"step {step} (epoch {epoch:g}, {seconds / 3600:.2f} h): test accuracy {scores['accuracy']:.2%}, "
+              f"MAE {scores['mae']:.2f} ({min(limit or len(test_source), len(test_source))} images)")
     if log.log_path.exists():
         figures.plot_loss_curves({opt.model: log.log_path}, run / "loss.png")
     log.flush()

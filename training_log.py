@@ -5,7 +5,7 @@ from pathlib import Path
 import tensorflow as tf
 
 LOG_FIELDS = ("step", "epoch", "seconds", "lr", "images_per_s", "d_real", "d_fake", "g_gan", "g_l1")
-EVAL_FIELDS = ("step", "epoch", "accuracy", "mae")
+EVAL_FIELDS = ("step", "epoch", "seconds", "accuracy", "mae")
 
 
 class TrainingLog:
@@ -40,6 +40,9 @@ class TrainingLog:
     def _append(path, fields, row):
         # Append only: a resumed run continues the same log, it never truncates it.
         new = not path.exists() or path.stat().st_size == 0
+        if not new:  # a log begun by an older version keeps its own columns
+            with open(path, newline="") as f:
+                fields = next(csv.reader(f), None) or fields
         with open(path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:

@@ -21,6 +21,22 @@ PRESETS = {
 }
 
 
+# Reference code: every convolution kernel from TF1's tf.variance_scaling_initializer defaults,
+# VarianceScaling(1.0, fan_in, truncated normal) (LeCun-like); biases zero.  "glorot" (Keras'
+# default, which this project used before) is kept for the ablation of docs/time_to_quality.md.
+INITIALIZERS = {
+    "reference": lambda: keras.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal"),
+    "glorot": lambda: keras.initializers.GlorotUniform(),
+}
+
+
+def kernel_initializer(name):
+    """A new initializer instance per layer (one instance shared by layers would repeat values)."""
+    if name not in INITIALIZERS:
+        raise ValueError(f"unknown initializer {name!r}; valid: {', '.join(INITIALIZERS)}")
+    return INITIALIZERS[name]()
+
+
 def downsampling_factor(encoder):
     return 2 ** sum(1 for _, stride in encoder if stride == 2)
 
@@ -44,7 +60,7 @@ def valid_sizes_near(size, factor):
 
 
 def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync_bn=False,
-                    name="generator"):
+                    initializer="reference", name="generator"):
     """U-Net: conv-BN-LeakyReLU(0.2) encoder, transposed-conv-BN-ReLU(-dropout) decoder, skips.
 
     Each BN and its activation are one layer, and each skip connection is a pair of tensors that
@@ -53,16 +69,18 @@ def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync
 
     `dtype` is a Keras dtype policy name ("mixed_bfloat16", "mixed_float16") or None for float32.
     `sync_bn` computes BatchNorm statistics over all replicas of a tf.distribute strategy (it
-    changes no variable).
+    changes no variable).  `initializer` names the kernels' initializer (INITIALIZERS).
     """
     inputs = keras.Input((None, None, 1), name="L")
     # The colour head stays float32 under mixed precision: tanh saturates badly in half precision.
-    head = ColourHead(output_channels, skip_channels=encoder[0][0], activation="tanh", dtype="float32", name="ab")
+    head = ColourHead(output_channels, skip_channels=encoder[0][0], activation="tanh", dtype="float32", name="ab",
+                      kernel_initializer=kernel_initializer(initializer))
     head.build([(None, None, None, output_channels), (None, None, None, encoder[0][0])])
     x = inputs
     skips = []
     for i, (filters, stride) in enumerate(encoder):
-        conv = Conv2D(filters, 4, stride, padding="same", name=f"enc{i}_conv", dtype=dtype)
+        conv = Conv2D(filters, 4, stride, padding="same", name=f"enc{i}_conv", dtype=dtype,
+                      kernel_initializer=kernel_initializer(initializer))
         norm = BatchNormActivation(0.2, name=f"enc{i}_bn", synchronized=sync_bn, dtype=dtype)  # LeakyReLU(0.2)
         if i < 2:
             # The first two layers' convolution outputs are recomputed in the backward pass rather
@@ -80,7 +98,8 @@ def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync
             skips.append(x)
     decoder = [filters for filters, _ in encoder[:-1]][::-1]
     for i, (filters, skip) in enumerate(zip(decoder, skips[-2::-1])):
-        x = Conv2DTranspose(filters, 4, 2, padding="same", name=f"dec{i}_deconv", dtype=dtype)(x)
+        x = Conv2DTranspose(filters, 4, 2, padding="same", name=f"dec{i}_deconv", dtype=dtype,
+                            kernel_initializer=kernel_initializer(initializer))(x)
         x = BatchNormActivation(0.0, name=f"dec{i}_bn", synchronized=sync_bn, dtype=dtype)(x)  # ReLU
         if i < dropout_layers:
             x = layers.Dropout(0.5, name=f"dec{i}_dropout", dtype=dtype)(x)

@@ -160,3 +160,20 @@ class ConvBatchNormActivation(keras.layers.Layer):
         kernel = tf.identity(self.conv.kernel)
         bias = tf.identity(self.conv.bias) if self.conv.use_bias else None
         return self.norm(x, training=training, recompute=lambda: self.conv.convolve(parts, kernel, bias))
+
+
+class LeakyReLU(keras.layers.LeakyReLU):
+    """keras.layers.LeakyReLU whose gradient is computed from its output (y > 0 exactly where
+    x > 0), so the backward pass keeps only the output, which the next layer keeps anyway."""
+
+    def call(self, inputs):
+        slope = self.negative_slope
+
+        @tf.custom_gradient
+        def forward(x):
+            y = tf.nn.leaky_relu(x, slope)
+
+            def gradient(dy):
+                return tf.raw_ops.LeakyReluGrad(gradients=dy, features=y, alpha=slope)
+            return y, gradient
+        return forward(inputs)

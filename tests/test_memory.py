@@ -157,3 +157,16 @@ def test_the_generator_step_needs_far_less_memory_than_with_plain_keras_layers()
         assert result.returncode == 0, result.stderr[-2000:]
         peaks[kind] = int(result.stdout.split()[-1])
     assert peaks["ours"] < 0.6 * peaks["plain"], peaks
+
+
+def test_leaky_relu_from_its_output_has_keras_values_and_gradients():
+    x = tf.constant(np.random.default_rng(2).normal(size=(3, 5, 5, 4)), tf.float32)
+    results = []
+    for layer in (normalization.LeakyReLU(negative_slope=0.2), keras.layers.LeakyReLU(negative_slope=0.2)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(y * tf.range(y.shape[-1], dtype=tf.float32))
+        results.append((y.numpy(), tape.gradient(loss, x).numpy()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
