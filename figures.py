@@ -1,4 +1,4 @@
-"""Pictures people look at: sample grids [grey | original | colorized] and loss curves."""
+"""Pictures people look at: sample grids [grey | original | colorized], loss and quality curves."""
 import csv
 import math
 from pathlib import Path
@@ -80,3 +80,35 @@ def plot_loss_curves(logs, path, smooth=20):
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def plot_quality_curves(evals, path, baseline=None):
+    """Test MAE and accuracy of each run (label -> its eval.csv) against training hours and
+    against epochs, with the no-colour scores (`baseline`) as a line. Returns False (and writes
+    nothing) when no log has a point to draw; logs written before eval.csv had seconds give
+    only the epoch panels' points."""
+    runs = {label: read_log(p) for label, p in evals.items()}
+    runs = {label: rows for label, rows in runs.items() if rows}
+    if not runs:
+        return False
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4))
+    for row_axes, (metric, title, scale) in zip(axes, (("mae", "test MAE (RGB 0-255, lower is better)", 1),
+                                                       ("accuracy", "test accuracy % (higher is better)", 100))):
+        for ax, (x_key, x_label, x_scale) in zip(row_axes, (("seconds", "training hours", 1 / 3600),
+                                                            ("epoch", "epochs", 1))):
+            for label, rows in runs.items():
+                points = [(float(r[x_key]) * x_scale, float(r[metric]) * scale) for r in rows
+                          if r.get(x_key) not in (None, "") and r.get(metric) not in (None, "")]
+                if points:
+                    ax.plot(*zip(*sorted(points)), marker="o", markersize=3, label=label)
+            if baseline and metric in baseline:
+                ax.axhline(baseline[metric] * scale, color="grey", linestyle="--", label="no colour")
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel(x_label)
+            ax.grid(alpha=0.3)
+    axes[0][0].legend()
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True

@@ -50,6 +50,8 @@ def build_parser():
     a("--init", default="reference", choices=["reference", "glorot"],
       help="kernel initializer: the reference code's VarianceScaling(1, fan_in, truncated normal), "
            "or Keras' default Glorot uniform")
+    a("--dropout", type=float, default=0.5,
+      help="rate of the decoder's dropout layers (reference: 0.5, though its dropout never ran)")
     a("--seed", type=int, default=0, help="seed of weights, data order and flips")
     a("--save-interval", type=int, default=1000, help="steps between checkpoints (also each epoch)")
     a("--keep-checkpoints", type=int, default=3, help="how many recent checkpoints to keep")
@@ -100,6 +102,8 @@ def check_options(opt):
             raise ValueError(f"--{name.replace('_', '-')} must be positive")
     if opt.strategy == "multiworker":
         check_tf_config()
+    if not 0 <= opt.dropout < 1:
+        raise ValueError("--dropout must be in [0, 1)")
     if not 0 < opt.test_fraction < 1:
         raise ValueError("--test-fraction must be between 0 and 1")
     if opt.dataset == "cifar10" and opt.image_size != 32:

@@ -17,7 +17,7 @@ from data.pipeline import fixed_sample
 from models import checkpoint as ckpt
 from models.colorization import MIXED_PRECISION_HELP, load_for_inference
 
-COLUMNS = ("Dataset", "Network", "Batch size", "Epochs", "MAE", "Accuracy", "PSNR", "SSIM", "AuC",
+COLUMNS = ("Dataset", "Network", "BatchNorm", "Batch size", "Epochs", "Hours", "MAE", "Accuracy", "PSNR", "SSIM", "AuC",
            "Colourfulness")
 NETWORK_NAMES = {"gan": "GAN", "unet": "U-Net (CNN)"}
 
@@ -34,6 +34,10 @@ def parse_options(argv=None):
     p.add_argument("--sample-size", type=int, default=8, help="test images in the sample grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample grid's choice of images")
     p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, help=MIXED_PRECISION_HELP)
+    p.add_argument("--bn-statistics", default="moving", choices=("moving", "batch", "both"),
+                   help="BatchNorm at inference: moving averages (Keras' rule), or each test batch's own "
+                        "statistics in batches of the training batch size (the reference code's protocol, "
+                        "behind the paper's figures); both: a row for each")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     opt = p.parse_args(argv)
     if opt.max_images is not None and opt.max_images <= 0:
@@ -43,13 +47,24 @@ def parse_options(argv=None):
     return opt
 
 
-def row(options, network, epochs, scores):
-    return {"Dataset": options["dataset"], "Network": network,
-            "Batch size": options.get("batch_size", "-") if epochs != "-" else "-", "Epochs": epochs,
+def row(options, network, scores, state=None, bn_statistics="-"):
+    trained = state is not None
+    return {"Dataset": options["dataset"], "Network": network, "BatchNorm": bn_statistics,
+            "Batch size": options.get("batch_size", "-") if trained else "-",
+            "Epochs": epochs_trained(state, options) if trained else "-",
+            "Hours": round(state.get("seconds", 0.0) / 3600, 2) if trained else "-",
             "MAE": round(scores["mae"], 2), "Accuracy": round(100 * scores["accuracy"], 2),
             "PSNR": round(scores["psnr"], 2), "SSIM": round(scores["ssim"], 4),
             "AuC": round(100 * scores["auc"], 2),
             "Colourfulness": f"{scores['colourfulness']:.1f} (truth {scores['colourfulness_true']:.1f})"}
+
+
+def epochs_trained(state, options):
+    """Completed epochs, plus the share of the current one (a run stopped by a time budget)."""
+    epochs = state["epoch"]
+    if state.get("position") and options.get("train_images"):
+        epochs += state["position"] / options["train_images"]
+    return round(epochs, 2) if epochs != int(epochs) else int(epochs)
 
 
 def markdown_table(rows):
@@ -61,7 +76,8 @@ def markdown_table(rows):
 
 def evaluate_checkpoints(opt):
     paths = [ckpt.resolve_checkpoint(c) for c in opt.checkpoint]
-    loaded = [load_for_inference(p, opt.mixed_precision) for p in paths]
+    protocols = ("moving", "batch") if opt.bn_statistics == "both" else (opt.bn_statistics,)
+    loaded = [load_for_inference(p, opt.mixed_precision, protocols[0]) for p in paths]
     first = loaded[0][1]
     for _, options, _ in loaded[1:]:
         if (options["dataset"], options["image_size"]) != (first["dataset"], first["image_size"]):
@@ -76,17 +92,22 @@ def evaluate_checkpoints(opt):
 
     baseline = evaluation.evaluate(None, source, opt.batch_size, limit, progress=opt.progress,
                                    predict=evaluation.no_colour, acc_thresh=opt.acc_thresh)
-    rows = [row(first, "no colour (a* = b* = 0)", "-", baseline)]
+    rows = [row(first, "no colour (a* = b* = 0)", baseline)]
     for (model, options, state), path in zip(loaded, paths):
-        scores = evaluation.evaluate(model, source, opt.batch_size, limit, progress=opt.progress,
-                                     acc_thresh=opt.acc_thresh)
-        rows.append(row(options, NETWORK_NAMES[options["model"]], state["epoch"], scores))
-        rows[-1]["Checkpoint"] = str(path)
-        rows[-1]["Step"] = state["step"]
-    return paths, loaded, source, rows
+        for protocol in protocols:
+            if protocol != protocols[0]:
+                model = load_for_inference(path, opt.mixed_precision, protocol)[0]
+            # Batch statistics depend on the batch: the reference's, at its training batch size.
+            batch_size = options["batch_size"] if protocol == "batch" else opt.batch_size
+            scores = evaluation.evaluate(model, source, batch_size, limit, progress=opt.progress,
+                                         acc_thresh=opt.acc_thresh)
+            rows.append(row(options, NETWORK_NAMES[options["model"]], scores, state, protocol))
+            rows[-1]["Checkpoint"] = str(path)
+            rows[-1]["Step"] = state["step"]
+    return paths, loaded, source, rows, baseline
 
 
-def write_outputs(opt, paths, loaded, source, rows):
+def write_outputs(opt, paths, loaded, source, rows, baseline):
     out = Path(opt.output) if opt.output else paths[0].parent
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(rows)
@@ -101,9 +122,15 @@ def write_outputs(opt, paths, loaded, source, rows):
 
     logs = {NETWORK_NAMES[o["model"]]: p.parent / "log.csv" for p, (_, o, _) in zip(paths, loaded)
             if (p.parent / "log.csv").exists()}
+    written = ["results.md", "results.json", "samples.png"]
     if logs:
         figures.plot_loss_curves(logs, out / "loss.png")
-    print(f"Wrote {out / 'results.md'}, results.json, samples.png" + (", loss.png" if logs else ""))
+        written.append("loss.png")
+    evals = {NETWORK_NAMES[o["model"]]: p.parent / "eval.csv" for p, (_, o, _) in zip(paths, loaded)
+             if (p.parent / "eval.csv").exists()}
+    if figures.plot_quality_curves(evals, out / "quality.png", baseline):
+        written.append("quality.png")
+    print(f"Wrote {', '.join(str(out / name) for name in written)}")
 
 
 def main(argv=None):

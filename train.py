@@ -86,7 +86,8 @@ def build_model(opt, strategy=None):
                              lr_decay_steps=opt.lr_decay_steps, beta1=opt.beta1,
                              l1_weight=opt.l1_weight, label_smoothing=opt.label_smoothing,
                              global_batch_size=opt.batch_size, strategy=strategy, sync_bn=opt.sync_bn,
-                             jit_compile=opt.xla, initializer=opt.init)
+                             jit_compile=opt.xla, initializer=opt.init,
+                             dropout=opt.dropout)
 
 
 def check_resumable(latest, opt):
@@ -142,7 +143,7 @@ def train(opt, strategy=None):
         print(f"New run in {run}: {opt.model} on {opt.dataset} ({len(train_source)} training, "
               f"{len(test_source)} test images), {steps_per_epoch} steps per epoch on "
               f"{distribute.describe(strategy, opt.batch_size)}")
-    options = vars(opt)
+    options = {**vars(opt), "train_images": len(train_source)}  # for the fraction of an epoch
     log = TrainingLog(run)
     samples = fixed_sample(test_source, opt.sample_size, opt.seed)
     stop = StopRequest(strategy)

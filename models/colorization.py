@@ -11,6 +11,7 @@ import tensorflow as tf
 from models import checkpoint as ckpt
 from models.discriminator import build_discriminator
 from models.generator import build_generator
+from models.normalization import set_inference_statistics
 
 MODELS = ("gan", "unet")
 MIN_LEARNING_RATE = 1e-6  # reference code: the decayed rate is floored here
@@ -32,7 +33,7 @@ def architecture(model, encoder, dropout_layers, image_size, mixed_precision=Fal
 class ColorizationModel:
     def __init__(self, config, lr=3e-4, lr_decay_rate=0.1, lr_decay_steps=1e4, beta1=0.0,
                  l1_weight=100.0, label_smoothing=False, global_batch_size=1, strategy=None, sync_bn=False,
-                 jit_compile=False, initializer="reference"):
+                 jit_compile=False, initializer="reference", dropout=0.5):
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_gan = config["model"] == "gan"
@@ -46,7 +47,8 @@ class ColorizationModel:
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             # sync_bn is a runtime choice like the strategy, not part of `config`: same variables.
             self.generator = build_generator(config["encoder"], config["dropout_layers"],
-                                             dtype=policy, sync_bn=sync_bn, initializer=initializer)
+                                             dtype=policy, sync_bn=sync_bn, initializer=initializer,
+                                             dropout=dropout)
             self.g_optimizer = self._adam(1.0, beta1, policy)
             self.discriminator = build_discriminator(dtype=policy, sync_bn=sync_bn, initializer=initializer) if self.is_gan else None
             self.d_optimizer = self._adam(D_LR_FACTOR, beta1, policy) if self.is_gan else None
@@ -205,12 +207,14 @@ def describe_difference(saved, wanted):
     return "; ".join(f"{k} is {saved.get(k)} in the checkpoint, {wanted.get(k)} here" for k in keys)
 
 
-def load_for_inference(path, mixed_precision=None):
+def load_for_inference(path, mixed_precision=None, bn_statistics="moving"):
     """A model restored from a checkpoint file or run folder, plus its (config, options, state).
 
     mixed_precision: None runs the generator in the precision it was trained in; True / False
     choose 16-bit (bfloat16 on CPUs, float16 on GPUs) or float32 inference whatever the training
     was: the variables are float32 either way, so only the generator's weights are read.
+    bn_statistics: "moving" (BatchNorm's moving averages) or "batch" (each batch's own statistics,
+    as the reference code evaluated; models/normalization.py).
     """
     path = ckpt.resolve_checkpoint(path)
     config, options, state = ckpt.read_metadata(path)
@@ -219,4 +223,5 @@ def load_for_inference(path, mixed_precision=None):
     model = ColorizationModel(config)
     ckpt.restore_variables(path, {"generator": model.generator.variables})
     model.step.assign(state["step"])
+    set_inference_statistics(model.generator, bn_statistics)
     return model, options, state

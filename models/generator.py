@@ -60,7 +60,7 @@ def valid_sizes_near(size, factor):
 
 
 def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync_bn=False,
-                    initializer="reference", name="generator"):
+                    initializer="reference", dropout=0.5, name="generator"):
     """U-Net: conv-BN-LeakyReLU(0.2) encoder, transposed-conv-BN-ReLU(-dropout) decoder, skips.
 
     Each BN and its activation are one layer, and each skip connection is a pair of tensors that
@@ -69,7 +69,8 @@ def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync
 
     `dtype` is a Keras dtype policy name ("mixed_bfloat16", "mixed_float16") or None for float32.
     `sync_bn` computes BatchNorm statistics over all replicas of a tf.distribute strategy (it
-    changes no variable).  `initializer` names the kernels' initializer (INITIALIZERS).
+    changes no variable).  `initializer` names the kernels' initializer (INITIALIZERS); `dropout` is
+    the rate of the decoder's dropout layers (the reference's 0.5; 0 keeps the layers, inactive).
     """
     inputs = keras.Input((None, None, 1), name="L")
     # The colour head stays float32 under mixed precision: tanh saturates badly in half precision.
@@ -102,7 +103,11 @@ def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync
                             kernel_initializer=kernel_initializer(initializer))(x)
         x = BatchNormActivation(0.0, name=f"dec{i}_bn", synchronized=sync_bn, dtype=dtype)(x)  # ReLU
         if i < dropout_layers:
-            x = layers.Dropout(0.5, name=f"dec{i}_dropout", dtype=dtype)(x)
+            layer = layers.Dropout(0.5, name=f"dec{i}_dropout", dtype=dtype)
+            # Made at 0.5 so that its seed variable exists at any rate (Keras makes none at 0):
+            # the variables, and so the checkpoints, do not depend on the rate.
+            layer.rate = dropout
+            x = layer(x)
         x = [skip, x]  # the skip connection: the next layer convolves the pair as if concatenated
     outputs = head(x)
     return keras.Model(inputs, outputs, name=name)

@@ -52,6 +52,9 @@ class BatchNormActivation(keras.layers.BatchNormalization):
     def __init__(self, negative_slope=0.0, **kwargs):
         super().__init__(**kwargs)
         self.negative_slope = negative_slope
+        # Inference with each batch's own statistics, the reference code's evaluation protocol
+        # (its BatchNorm always ran in training mode); the moving statistics are left untouched.
+        self.inference_batch_statistics = False
 
     def get_config(self):
         return {**super().get_config(), "negative_slope": self.negative_slope}
@@ -71,8 +74,11 @@ class BatchNormActivation(keras.layers.BatchNormalization):
         inputs = tf.cast(inputs, self.compute_dtype)
         gamma, beta = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
         if not (training and self.trainable):
-            return self._normalize_and_activate_forward(inputs, gamma, beta, tf.cast(self.moving_mean, tf.float32),
-                                                        tf.cast(self.moving_variance, tf.float32))
+            if self.inference_batch_statistics:
+                mean, variance, _ = self._statistics(inputs)
+            else:
+                mean, variance = tf.cast(self.moving_mean, tf.float32), tf.cast(self.moving_variance, tf.float32)
+            return self._normalize_and_activate_forward(inputs, gamma, beta, mean, variance)
         mean, variance, count = self._statistics(inputs)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
@@ -128,6 +134,21 @@ class BatchNormActivation(keras.layers.BatchNormalization):
             return y, gradient
         return forward(x, gamma, beta)
 
+
+
+BN_STATISTICS = ("moving", "batch")
+
+
+def set_inference_statistics(model, statistics):
+    """Which statistics the BatchNorm layers of `model` use at inference: "moving" (the moving
+    averages, Keras' rule) or "batch" (each batch's own, the reference code's protocol). Call it
+    before the model's inference function is first traced."""
+    if statistics not in BN_STATISTICS:
+        raise ValueError(f"unknown BatchNorm statistics {statistics!r}; valid: {', '.join(BN_STATISTICS)}")
+    layers = [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, BatchNormActivation)]
+    assert layers, "a model without BatchNormActivation layers"
+    for layer in layers:
+        layer.inference_batch_statistics = statistics == "batch"
 
 
 class ConvBatchNormActivation(keras.layers.Layer):
