@@ -86,12 +86,38 @@ def bare_step(preset, kind, mixed, steps, batch, xla=False, keras_convolutions=F
     return batch / seconds, model.traces
 
 
-def matmul_gflops():
-    """The machine's float32 peak as TensorFlow reaches it: a 2048x2048 matrix product."""
-    a = tf.random.normal((2048, 2048))
+def matmul_gflops(dtype=tf.float32, n=2048):
+    """The machine's peak as TensorFlow reaches it: an n x n matrix product in `dtype`."""
+    a = tf.cast(tf.random.normal((n, n)), dtype)
     product = tf.function(lambda m: m @ m)
     seconds = timed(lambda: product(a).numpy(), 10)
-    return 2 * 2048 ** 3 / seconds / 1e9
+    return 2 * n ** 3 / seconds / 1e9
+
+
+def conv_gflops(layers, size, channels):
+    """Multiply-adds x 2 of 4x4 'same' convolutions [(filters, stride)] on a size x size image."""
+    macs = 0
+    for filters, stride in layers:
+        size //= stride
+        macs += size * size * 16 * channels * filters
+        channels = filters
+    return 2 * macs / 1e9
+
+
+def step_gflops(preset, kind):
+    """Model FLOPs of one training step per image, convolutions only, by the usual convention
+    that a trained layer's backward pass costs twice its forward pass (input and weight gradients).
+
+    U-Net: G forward and backward, 3 G.  GAN: the D step is G forward plus D forward and backward
+    on the real and the fake batch (G + 6 D); each of the two G steps is G forward and backward
+    plus D forward and its input gradient (3 G + 2 D): 7 G + 10 D in all.
+    """
+    size = PRESET_SHAPES[preset][0]
+    g = generator_gflops(PRESETS[preset]["encoder"], size)
+    if kind == "unet":
+        return 3 * g
+    d = conv_gflops([(f, s) for f, s, _ in discriminator.LAYERS], size, 3)
+    return 7 * g + 10 * d
 
 
 def generator_gflops(encoder, size):
@@ -207,8 +233,7 @@ def evaluation_rate(images, n, mixed, batch):
 def inference(opt, images, tmp, record):
     """test.py's evaluation at 32x32 (accuracy and MAE), and colorize.py on big photos."""
     n, batch = (200, 100) if opt.quick else (5000, 250)
-    peak, flops = matmul_gflops(), generator_gflops(PRESETS["cifar10"]["encoder"], 32)
-    record("float32 matrix product (machine peak)", f"{peak:.0f} GFLOP/s", "2048x2048", gflops=peak)
+    flops = generator_gflops(PRESETS["cifar10"]["encoder"], 32)
     rates = {}
     for mixed in (False, True):
         rate = rates[mixed] = evaluation_rate(images, n, mixed, batch)
@@ -244,6 +269,13 @@ def main(argv=None):
         rows.append((name, value, note))
         results[name] = numbers
 
+    # 0. The machine's peaks, which every step is reported against.
+    peaks = {}
+    if "steps" in sections or "inference" in sections:
+        for mixed, dtype in ((False, tf.float32), (True, tf.bfloat16)):
+            peak = peaks[mixed] = matmul_gflops(dtype)
+            record(f"{dtype.name} matrix product (machine peak)", f"{peak:.0f} GFLOP/s", "2048x2048", gflops=peak)
+
     # 1. The bare training step, on tensors already in memory.
     presets = ["cifar10"] if opt.quick else ["cifar10", "places365"]
     step_rates = {}
@@ -253,8 +285,13 @@ def main(argv=None):
         rate, traces = bare_step(preset, kind, mixed, steps if preset == "cifar10" and not mixed else 1,
                                  batches[preset])
         step_rates[(preset, kind, mixed)] = rate
+        achieved = rate * step_gflops(preset, kind)
+        # On GPUs --mixed-precision is float16, whose peak this does not measure.
+        share = achieved / peaks[mixed]
         record(f"step {preset} {kind} {'mixed' if mixed else 'float32'}", f"{rate:.1f} img/s",
-               f"batch {batches[preset]}, traced {traces}x", images_per_s=rate, traces=traces)
+               f"batch {batches[preset]}, traced {traces}x; {achieved:.0f} GFLOP/s, {share:.0%} of the "
+               f"{'bfloat16' if mixed else 'float32'} peak", images_per_s=rate, traces=traces,
+               gflops=achieved, share_of_peak=share)
     for preset, kind in [(p, k) for p in presets for k in kinds] if "steps" in sections else []:
         ratio = step_rates[(preset, kind, True)] / step_rates[(preset, kind, False)]
         record(f"mixed / float32 step, {preset} {kind}", f"{ratio:.2f}x", ratio=ratio)

@@ -76,7 +76,6 @@ def split_image(image):
 # The per-pixel Lab maths runs on flat chunks of a few fixed sizes: XLA fuses it (3x faster than
 # plain TF on this CPU, measured) and compiles each size once.
 @tf.function(jit_compile=True, reduce_retracing=True)
-@tf.function(jit_compile=True, reduce_retracing=True)
 def _lab_to_rgb8(L, ab):
     return color.to_uint8(color.lab_to_rgb(tf.concat([L, ab * color.AB_SCALE], axis=-1)))
 

@@ -50,7 +50,8 @@ def evaluate(model, source, batch_size, limit=None, names=tuple(METRICS), progre
              predict=None, acc_thresh=2.0):
     """Mean of each metric over the first `limit` test images (all when None).
 
-    `predict` maps a normalised L batch to uint8 RGB; default: the model's colorization.
+    `predict` maps a normalised L batch to RGB on the 0-255 scale (float, unrounded, as
+    `colorize` returns it); default: the model's colorization.
     """
     predict = predict or (lambda L: colorize(model, L))
     sums, count = dict.fromkeys(names, 0.0), 0

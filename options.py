@@ -4,6 +4,7 @@ An option left unset takes its dataset's preset; the resolved options are stored
 checkpoint, so `test.py` and `colorize.py` need nothing but the checkpoint.
 """
 import argparse
+import math
 from pathlib import Path
 
 from data.datasets import DATASETS
@@ -92,14 +93,20 @@ def parse_train_options(argv=None):
 
 
 def check_options(opt):
-    for name in ("batch_size", "epochs", "save_interval", "sample_interval", "log_interval",
-                 "keep_checkpoints", "lr_decay_steps"):
-        if getattr(opt, name) <= 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive")
+    for name in ("batch_size", "epochs", "save_interval", "sample_interval", "sample_size", "log_interval",
+                 "keep_checkpoints", "lr_decay_steps", "lr"):
+        if not getattr(opt, name) > 0 or not math.isfinite(getattr(opt, name)):  # refuses nan and inf
+            raise ValueError(f"--{name.replace('_', '-')} must be positive and finite")
+    if not 0 < opt.lr_decay_rate <= 1:
+        raise ValueError("--lr-decay-rate must be in (0, 1] (1: no decay)")
+    if not 0 <= opt.beta1 < 1:
+        raise ValueError("--beta1 must be in [0, 1)")
+    if not (opt.l1_weight >= 0 and math.isfinite(opt.l1_weight)):
+        raise ValueError("--l1-weight must be finite and not negative")
     for name in ("max_steps", "max_hours", "eval_interval"):
         value = getattr(opt, name)
         if value is not None and not value > 0:  # also refuses nan
-            raise ValueError(f"--{name.replace('_', '-')} must be positive")
+            raise ValueError(f"--{name.replace('_', '-')} must be positive and finite")
     if opt.strategy == "multiworker":
         check_tf_config()
     if not 0 <= opt.dropout < 1:

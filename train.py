@@ -4,6 +4,7 @@
 
 Running the same command again resumes from the run's latest checkpoint.  See options.py.
 """
+import math
 import signal
 import sys
 import tempfile
@@ -93,6 +94,11 @@ def build_model(opt, strategy=None):
 def check_resumable(latest, opt):
     """Refuses to resume a checkpoint whose architecture options differ from this command's."""
     _, saved, _ = ckpt.read_metadata(latest)
+    changed = [k for k in ("batch_size", "lr", "lr_decay_rate", "lr_decay_steps", "beta1", "l1_weight", "dropout",
+                           "label_smoothing", "augment") if k in saved and saved[k] != getattr(opt, k)]
+    for k in changed:  # allowed, never silent
+        print(f"note: --{k.replace('_', '-')} was {saved[k]} in {latest.name}, {getattr(opt, k)} from now on",
+              file=sys.stderr)
     wanted = {k: getattr(opt, k) for k in ARCHITECTURE_OPTIONS}
     saved = {k: saved.get(k) for k in ARCHITECTURE_OPTIONS}
     if saved != wanted:
@@ -145,12 +151,20 @@ def train(opt, strategy=None):
               f"{distribute.describe(strategy, opt.batch_size)}")
     options = {**vars(opt), "train_images": len(train_source)}  # for the fraction of an epoch
     log = TrainingLog(run)
+    lost = log.forget_after(int(model.step.numpy()))
+    if lost:
+        print(f"note: removed {lost} log rows of steps after {int(model.step.numpy())}, which the "
+              f"interrupted run did not save; they are trained again", file=sys.stderr)
     samples = fixed_sample(test_source, opt.sample_size, opt.seed)
     stop = StopRequest(strategy)
     step = int(model.step.numpy())
     epoch, position = state["epoch"], state["position"]
 
     def save():
+        check_finite(pending, step)  # never a checkpoint of diverged weights, and no pruning
+        if not model.all_finite():
+            raise TrainingDiverged(f"training diverged by step {step} (non-finite weights); the last "
+                                   f"checkpoint is kept; resume from it with a lower --lr")
         model.save(run / ckpt.checkpoint_name(step), options,
                    {"epoch": epoch, "position": position, "seconds": clock.seconds()})
         ckpt.prune_checkpoints(run, opt.keep_checkpoints)
@@ -160,7 +174,7 @@ def train(opt, strategy=None):
         clock.pause(evaluate_and_plot, model, opt, log, test_source, run, step, epochs, clock.seconds())
         evaluated.add(step)
 
-    clock, evaluated = TrainingClock(state.get("seconds", 0.0)), set()
+    clock, evaluated, pending = TrainingClock(state.get("seconds", 0.0)), set(), []
     over_budget = (lambda: clock.seconds() >= 3600 * opt.max_hours) if opt.max_hours else (lambda: False)
     while epoch < opt.epochs and not done(step, opt, stop):
         bar = tqdm(total=steps_per_epoch * opt.batch_size, initial=position // opt.batch_size * opt.batch_size,
@@ -172,7 +186,7 @@ def train(opt, strategy=None):
             step, position = step + 1, int(strategy.experimental_local_results(position)[0])
             bar.update(opt.batch_size)
             if step % opt.log_interval == 0:
-                row = {name: float(np.mean([p[name] for p in pending])) for name in pending[0]}
+                row = check_finite(pending, step)
                 rate = len(pending) * opt.batch_size / (time.time() - tick)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
                 log.losses({**row, "step": step, "epoch": epoch + 1, "seconds": round(clock.seconds(), 1),
@@ -208,6 +222,22 @@ def train(opt, strategy=None):
     return 0
 
 
+class TrainingDiverged(Exception):
+    pass
+
+
+def check_finite(pending, step):
+    """The mean of each loss over the steps since the last log row; a non-finite one stops the run."""
+    if not pending:
+        return {}
+    row = {name: float(np.mean([p[name] for p in pending])) for name in pending[0]}
+    bad = ", ".join(f"{name} = {value}" for name, value in row.items() if not math.isfinite(value))
+    if bad:
+        raise TrainingDiverged(f"training diverged by step {step} ({bad}); the last checkpoint is "
+                               f"kept; resume from it with a lower --lr")
+    return row
+
+
 def done(step, opt, stop):  # stop.stopping includes a spent --max-hours
     return stop.stopping or (opt.max_steps is not None and step >= opt.max_steps)
 
@@ -241,7 +271,7 @@ def main(argv=None):
             opt.checkpoints_path, opt.progress = scratch, False
         try:
             return train(opt, strategy)
-        except (DatasetError, ckpt.CheckpointError) as e:
+        except (DatasetError, ckpt.CheckpointError, TrainingDiverged) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
 

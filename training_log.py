@@ -1,5 +1,6 @@
 """What a training run writes as it goes: CSV logs (appended on resume) and TensorBoard events."""
 import csv
+import os
 from pathlib import Path
 
 import tensorflow as tf
@@ -15,6 +16,30 @@ class TrainingLog:
         self.log_path = run_dir / "log.csv"
         self.eval_path = run_dir / "eval.csv"
         self.writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+
+    def forget_after(self, step):
+        """Removes the CSV rows of steps after `step`, which a crash lost and the resumed run trains
+        again, so that every step appears once; returns how many rows went. The file is replaced
+        atomically: a crash here leaves the old log or the new one, never a half-written one."""
+        removed = 0
+        for path in (self.log_path, self.eval_path):
+            if not path.exists():
+                continue
+            with open(path, newline="") as f:
+                rows = list(csv.reader(f))
+            if not rows:
+                continue
+            keep = [rows[0]] + [r for r in rows[1:] if r and float(r[0]) <= step]
+            if len(keep) == len(rows):
+                continue
+            removed += len(rows) - len(keep)
+            tmp = path.with_name(f".{path.name}.tmp")
+            with open(tmp, "w", newline="") as f:
+                csv.writer(f).writerows(keep)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        return removed
 
     def losses(self, row):
         self._append(self.log_path, LOG_FIELDS, row)
@@ -38,7 +63,7 @@ class TrainingLog:
 
     @staticmethod
     def _append(path, fields, row):
-        # Append only: a resumed run continues the same log, it never truncates it.
+        # Append only: a resumed run continues the same log (forget_after drops the rows of lost steps).
         new = not path.exists() or path.stat().st_size == 0
         if not new:  # a log begun by an older version keeps its own columns
             with open(path, newline="") as f:

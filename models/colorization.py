@@ -155,6 +155,12 @@ class ColorizationModel:
                           d_optimizer=self.d_optimizer.variables)
         return groups
 
+    def all_finite(self):
+        """Whether every floating-point variable (weights, optimizer moments) is finite."""
+        variables = [v for group in self._variable_groups().values() for v in group
+                     if tf.as_dtype(v.dtype).is_floating]  # Keras 3 variables name their dtype as a string
+        return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
+
     def save(self, path, options, state):
         state = {**state, "step": int(self.step.numpy())}
         ckpt.write_checkpoint(path, self._variable_groups(), self.config, options, state)

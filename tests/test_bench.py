@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow as tf
 
 from tests.conftest import ROOT, SHARED
 
@@ -18,11 +19,14 @@ def test_bench_quick_runs_and_writes_well_formed_json(tmp_path):
     for name in ("step cifar10 gan float32", "step cifar10 gan mixed"):
         assert data[name]["images_per_s"] > 0
         assert data[name]["traces"] == 1  # one trace per input shape
+        # A share of the measured matrix-product peak: above 1 would mean a wrong FLOP count or peak.
+        assert 0 < data[name]["share_of_peak"] < 1
     assert data["pipeline cifar10 pickles"]["images_per_s"] > 0
     assert data["evaluation cifar10 float32 (test.py path)"]["images_per_s"] > 0
     assert data["evaluation cifar10 mixed (--mixed-precision) (test.py path)"]["images_per_s"] > 0
     assert data["mixed / float32 evaluation"]["ratio"] > 0
-    assert "bfloat16" in data["machine"]["cpu"]
+    assert data["float32 matrix product (machine peak)"]["gflops"] > 0
+    assert data["bfloat16 matrix product (machine peak)"]["gflops"] > 0
     assert data["colorize.py 320x240 jpeg"]["seconds"] > 0
     if (SHARED / "cifar10" / "make_cifar10.py").is_file():  # the whole loop needs the real CIFAR-10
         assert data["whole loop cifar10 gan (train.py)"]["images_per_s"] > 0
@@ -30,3 +34,30 @@ def test_bench_quick_runs_and_writes_well_formed_json(tmp_path):
     table = result.stdout.splitlines()
     assert table[0] == "| measurement | value | note |"
     assert len(table) == 2 + sum(1 for key in data if key not in ("machine", "quick"))
+
+
+
+def graph_gflops(model, shapes):
+    """FLOPs of a model's convolutions as TensorFlow's own op statistics count them."""
+    from tensorflow.python.framework import ops
+    function = tf.function(lambda *x: model(list(x) if len(x) > 1 else x[0], training=False))
+    graph = function.get_concrete_function(*[tf.TensorSpec(s, tf.float32) for s in shapes]).graph
+    return sum(ops.get_stats_for_node_def(graph, op.node_def, "flops").value for op in graph.get_operations()
+               if op.type in ("Conv2D", "Conv2DBackpropInput")) / 1e9
+
+
+@pytest.mark.parametrize("preset", ["cifar10", "places365"])
+def test_the_step_flops_bench_reports_against_are_those_of_the_networks(preset):
+    # The share of the peak is only as right as the FLOP count: count the plain Keras networks'
+    # convolutions with TensorFlow's statistics and compare.
+    import bench
+    from models.discriminator import build_discriminator
+    from models.generator import PRESETS
+    from tests.test_memory import plain_keras_generator
+    size = bench.PRESET_SHAPES[preset][0]
+    g = graph_gflops(plain_keras_generator(PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"]),
+                     [(1, size, size, 1)])
+    d = graph_gflops(build_discriminator(), [(1, size, size, 1), (1, size, size, 2)])
+    assert g > 0.5 and d > 0.1
+    assert bench.step_gflops(preset, "unet") == pytest.approx(3 * g, rel=1e-9)
+    assert bench.step_gflops(preset, "gan") == pytest.approx(7 * g + 10 * d, rel=1e-9)

@@ -165,3 +165,29 @@ def test_an_old_eval_log_keeps_its_columns(tmp_path):
     log.evaluation({"step": 2, "epoch": 2, "seconds": 9.0, "accuracy": 0.2, "mae": 14.0})
     assert (tmp_path / "eval.csv").read_text().splitlines() == ["step,epoch,accuracy,mae", "1,1,0.1,15.0",
                                                                "2,2,0.2,14.0"]
+
+
+def test_rows_of_steps_lost_with_a_crash_are_forgotten_on_resume(tmp_path):
+    from training_log import TrainingLog
+    (tmp_path / "log.csv").write_text("step,epoch,seconds,g_l1\n10,1,5.0,0.2\n20,1,9.0,0.1\n30,1,14.0,0.1\n")
+    (tmp_path / "eval.csv").write_text("step,epoch,seconds,accuracy,mae\n20,1.0,9.0,0.1,15.0\n")
+    log = TrainingLog(tmp_path)
+    assert log.forget_after(20) == 1  # the checkpoint was at step 20; step 30 was lost
+    assert (tmp_path / "log.csv").read_text().splitlines() == ["step,epoch,seconds,g_l1", "10,1,5.0,0.2",
+                                                               "20,1,9.0,0.1"]
+    assert (tmp_path / "eval.csv").read_text().splitlines()[-1] == "20,1.0,9.0,0.1,15.0"
+    assert log.forget_after(20) == 0 and not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_after_a_crash_the_resumed_logs_hold_each_step_once(tmp_path, capsys):
+    images = image_folder(tmp_path / "images")
+    run_dir = tmp_path / "run"
+    base = TINY + ["--dataset-path", str(images), "--checkpoints-path", str(run_dir), "--epochs", "9",
+                   "--save-interval", "2", "--eval-interval", "1"]
+    assert train.main(base + ["--max-steps", "3"]) == 0
+    (run_dir / "step_00000003.h5").unlink()  # as if killed (-9) after step 3's logs, before its save
+    assert train.main(base + ["--max-steps", "5"]) == 0
+    assert "removed 2 log rows of steps after 2" in capsys.readouterr().err
+    assert [int(r["step"]) for r in read_csv(run_dir / "log.csv")] == [1, 2, 3, 4, 5]
+    assert [int(r["step"]) for r in read_csv(run_dir / "eval.csv")] == [1, 2, 3, 4, 5]

@@ -104,6 +104,14 @@ def test_resuming_with_another_architecture_is_refused(images, tmp_path, capsys)
     (["--dataset", "folder", "--image-size", "100"], "nearest sizes are 96 or 112"),
     (["--dataset", "places365", "--image-size", "200"], "nearest sizes are 128 or 256"),
     (["--batch-size", "0"], "--batch-size must be positive"),
+    (["--lr", "nan"], "--lr must be positive and finite"),
+    (["--lr=-1e-4"], "--lr must be positive and finite"),
+    (["--lr-decay-rate", "0"], "--lr-decay-rate must be in (0, 1]"),
+    (["--beta1", "1"], "--beta1 must be in [0, 1)"),
+    (["--l1-weight", "inf"], "--l1-weight must be finite"),
+    (["--sample-size", "0"], "--sample-size must be positive"),
+    (["--max-hours", "nan"], "--max-hours must be positive"),
+    (["--dropout", "1"], "--dropout must be in [0, 1)"),
 ])
 def test_bad_options_exit_with_one_clear_line(args, message, capsys):
     with pytest.raises(SystemExit) as e:
@@ -159,3 +167,19 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(images, tmp_path):
     assert step >= 1
     assert run(images, run_dir, "--max-steps", str(step + 1)) == 0
     assert ckpt.read_metadata(ckpt.latest_checkpoint(run_dir))[2]["step"] == step + 1
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_good_checkpoints(images, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert run(images, run_dir, "--max-steps", "2", "--save-interval", "1") == 0
+    good = (run_dir / "step_00000002.h5").read_bytes()
+    # A learning rate of 1e30 overflows the weights within a few steps.
+    assert run(images, run_dir, "--max-steps", "40", "--save-interval", "1", "--lr", "1e30") == 1
+    err = capsys.readouterr().err
+    assert "note: --lr was 0.0003 in step_00000002.h5, 1e+30 from now on" in err  # announced, not silent
+    assert err.count("error:") == 1 and "error: training diverged by step" in err
+    assert (run_dir / "step_00000002.h5").read_bytes() == good
+    for path in run_dir.glob("step_*.h5"):
+        with h5py.File(path) as f:
+            assert all(np.isfinite(f["generator"][k][()]).all() for k in f["generator"]), path.name

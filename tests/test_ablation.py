@@ -1,0 +1,33 @@
+"""ablation.py: every row trains for the budget, is scored in both BatchNorm protocols, and is
+written with its exact command; a finished row is not run again."""
+import pytest
+
+import ablation
+from tests.helpers import image_folder
+
+
+@pytest.mark.slow
+def test_an_ablation_writes_its_table_and_continues_where_it_stopped(tmp_path, monkeypatch):
+    images = image_folder(tmp_path / "images")
+    monkeypatch.chdir(ablation.ROOT)
+    args = ["--model", "unet", "--dataset", "folder", "--dataset-path", str(images), "--image-size", "16",
+            "--batch-size", "4", "--budget-minutes", "1e-6", "--runs", str(tmp_path / "runs"),
+            "--table", str(tmp_path / "table.md")]
+    assert ablation.main(args + ["--rows", "paper", "no-dropout"]) == 0
+    table = (tmp_path / "table.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| paper") or line.startswith("| no-dropout")]
+    assert len(rows) == 2 and all(" / " in row for row in rows)
+    assert "--dropout 0" in table and "--bn-statistics both" in table and "--max-hours 1.66667e-08" in table
+    results = tmp_path / "runs" / "folder_unet_paper" / "test" / "results.json"
+    before = results.stat().st_mtime_ns
+    assert ablation.main(args + ["--rows", "paper"]) == 0  # done already: read, not run again
+    assert results.stat().st_mtime_ns == before
+
+
+def test_bad_ablation_options_are_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        ablation.main(["--budget-minutes", "0"])
+    assert e.value.code == 2 and "--budget-minutes must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        ablation.main(["--rows", "adamw"])
+    assert e.value.code == 2 and "invalid choice: 'adamw'" in capsys.readouterr().err
