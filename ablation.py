@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent
 ROWS = {
     "paper": ("the paper's recipe (reference initialiser)", []),
     "glorot": ("Keras' default initialiser (Glorot uniform)", ["--init", "glorot"]),
+    "zero-head": ("colour head starts at zero (predicts grey)", ["--zero-head"]),
     "lr-1e-3": ("learning rate 1e-3 (paper: 3e-4)", ["--lr", "1e-3"]),
     "lr-1e-4": ("learning rate 1e-4", ["--lr", "1e-4"]),
     "no-decay": ("no learning-rate decay", ["--lr-decay-rate", "1"]),
@@ -30,7 +31,7 @@ ROWS = {
     "batch-32": ("batch 32 (paper: 128)", ["--batch-size", "32"]),
     "label-smoothing": ("one-sided label smoothing (GAN)", ["--label-smoothing"]),
 }
-DEFAULT_ROWS = {"unet": ["paper", "glorot", "lr-1e-3", "lr-1e-4", "no-decay", "beta1-0.5", "no-dropout", "batch-32"],
+DEFAULT_ROWS = {"unet": ["paper", "zero-head", "glorot", "lr-1e-3", "lr-1e-4", "no-decay", "beta1-0.5", "no-dropout", "batch-32"],
                 "gan": ["paper", "lr-1e-3", "no-dropout", "batch-32", "label-smoothing"]}
 
 

@@ -51,6 +51,8 @@ def build_parser():
     a("--init", default="reference", choices=["reference", "glorot"],
       help="kernel initializer: the reference code's VarianceScaling(1, fan_in, truncated normal), "
            "or Keras' default Glorot uniform")
+    a("--zero-head", action=argparse.BooleanOptionalAction, default=False,
+      help="start the colour head's kernel at zero: the untrained U-Net predicts grey, not noise")
     a("--dropout", type=float, default=0.5,
       help="rate of the decoder's dropout layers (reference: 0.5, though its dropout never ran)")
     a("--seed", type=int, default=0, help="seed of weights, data order and flips")

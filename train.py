@@ -88,7 +88,7 @@ def build_model(opt, strategy=None):
                              l1_weight=opt.l1_weight, label_smoothing=opt.label_smoothing,
                              global_batch_size=opt.batch_size, strategy=strategy, sync_bn=opt.sync_bn,
                              jit_compile=opt.xla, initializer=opt.init,
-                             dropout=opt.dropout)
+                             dropout=opt.dropout, zero_head=opt.zero_head)
 
 
 def check_resumable(latest, opt):

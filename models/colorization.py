@@ -33,7 +33,7 @@ def architecture(model, encoder, dropout_layers, image_size, mixed_precision=Fal
 class ColorizationModel:
     def __init__(self, config, lr=3e-4, lr_decay_rate=0.1, lr_decay_steps=1e4, beta1=0.0,
                  l1_weight=100.0, label_smoothing=False, global_batch_size=1, strategy=None, sync_bn=False,
-                 jit_compile=False, initializer="reference", dropout=0.5):
+                 jit_compile=False, initializer="reference", dropout=0.5, zero_head=False):
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_gan = config["model"] == "gan"
@@ -48,7 +48,7 @@ class ColorizationModel:
             # sync_bn is a runtime choice like the strategy, not part of `config`: same variables.
             self.generator = build_generator(config["encoder"], config["dropout_layers"],
                                              dtype=policy, sync_bn=sync_bn, initializer=initializer,
-                                             dropout=dropout)
+                                             dropout=dropout, zero_head=zero_head)
             self.g_optimizer = self._adam(1.0, beta1, policy)
             self.discriminator = build_discriminator(dtype=policy, sync_bn=sync_bn, initializer=initializer) if self.is_gan else None
             self.d_optimizer = self._adam(D_LR_FACTOR, beta1, policy) if self.is_gan else None

@@ -60,7 +60,7 @@ def valid_sizes_near(size, factor):
 
 
 def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync_bn=False,
-                    initializer="reference", dropout=0.5, name="generator"):
+                    initializer="reference", dropout=0.5, zero_head=False, name="generator"):
     """U-Net: conv-BN-LeakyReLU(0.2) encoder, transposed-conv-BN-ReLU(-dropout) decoder, skips.
 
     Each BN and its activation are one layer, and each skip connection is a pair of tensors that
@@ -71,11 +71,13 @@ def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync
     `sync_bn` computes BatchNorm statistics over all replicas of a tf.distribute strategy (it
     changes no variable).  `initializer` names the kernels' initializer (INITIALIZERS); `dropout` is
     the rate of the decoder's dropout layers (the reference's 0.5; 0 keeps the layers, inactive).
+    `zero_head` starts the colour head's kernel at zero, so that the untrained network predicts
+    grey (a*b* = 0, the no-colour baseline) instead of random colours (docs/time_to_quality.md).
     """
     inputs = keras.Input((None, None, 1), name="L")
     # The colour head stays float32 under mixed precision: tanh saturates badly in half precision.
     head = ColourHead(output_channels, skip_channels=encoder[0][0], activation="tanh", dtype="float32", name="ab",
-                      kernel_initializer=kernel_initializer(initializer))
+                      kernel_initializer="zeros" if zero_head else kernel_initializer(initializer))
     head.build([(None, None, None, output_channels), (None, None, None, encoder[0][0])])
     x = inputs
     skips = []

@@ -48,6 +48,24 @@ def test_every_kernel_has_the_reference_initialisers_spread(initializer):
     assert distinct >= 5  # layers where the two initialisers differ by more than 10 %
 
 
+def test_a_zero_head_predicts_grey_until_it_learns():
+    # --zero-head: the untrained U-Net predicts a*b* = 0 (no colour) for any input, yet its
+    # colour head still receives a gradient, so the first step moves it away from grey.
+    keras.utils.set_random_seed(0)
+    generator = build_generator(TINY_ENCODER, 1, zero_head=True)
+    L = tf.random.uniform((2, 16, 16, 1), -1, 1)
+    assert np.array_equal(generator(L, training=False).numpy(), np.zeros((2, 16, 16, 2), np.float32))
+    target = tf.random.uniform((2, 16, 16, 2), -0.5, 0.5)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.abs(generator(L, training=True) - target))
+    head = generator.get_layer("ab").kernel
+    gradient = tape.gradient(loss, head)
+    assert float(tf.reduce_max(tf.abs(gradient))) > 0
+    # without the option the untrained network predicts colours
+    other = build_generator(TINY_ENCODER, 1)
+    assert float(tf.reduce_mean(tf.abs(other(L, training=False)))) > 0.05
+
+
 def test_batch_statistics_at_inference_use_the_batch_and_leave_the_moving_averages():
     layer = normalization.BatchNormActivation(0.0)
     x = tf.constant(np.random.default_rng(0).normal(5.0, 2.0, (8, 4, 4, 3)), tf.float32)
