@@ -1,8 +1,12 @@
-"""What makes learning slow: train.py at one fixed wall-clock budget per row, each row changing
-one thing in the paper's recipe, each scored by test.py on the whole test split.
+"""What makes learning slow: train.py at one fixed budget per row, each row changing one thing in
+the paper's recipe, each scored by test.py on the whole test split.
 
-    python ablation.py --model unet --budget-minutes 6 --mixed-precision
+    python ablation.py --model unet --budget-epochs 2 --mixed-precision
     python ablation.py --model gan --budget-minutes 12 --mixed-precision --rows paper label-smoothing
+
+A budget in epochs compares what each recipe learns from the same images, whatever else runs on
+the machine; a budget in minutes compares time to quality (batch size and speed count), but only
+on a machine doing nothing else. The table gives both the epochs and the training hours of each row.
 
 Each row trains in its own run folder under --runs (a row that has its results is not run again,
 so an interrupted ablation continues where it stopped) and the table, with the exact command of
@@ -42,7 +46,9 @@ def parse_options(argv=None):
     p.add_argument("--dataset-path", help="passed to train.py (default: datasets/<dataset>)")
     p.add_argument("--image-size", type=int, help="passed to train.py (default: the dataset's)")
     p.add_argument("--batch-size", type=int, help="passed to train.py (default: the dataset's; rows may change it)")
-    p.add_argument("--budget-minutes", type=float, default=6.0, help="training time of every row")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--budget-minutes", type=float, help="training time of every row (default: 6)")
+    budget.add_argument("--budget-epochs", type=int, help="training epochs of every row")
     p.add_argument("--rows", nargs="+", choices=sorted(ROWS), help="rows to run (default: all for the model)")
     p.add_argument("--mixed-precision", action="store_true", help="train every row in bfloat16 / float16")
     p.add_argument("--max-images", type=int, help="score on the first N test images (default: all)")
@@ -50,8 +56,12 @@ def parse_options(argv=None):
     p.add_argument("--table", help="markdown table to write (default: <runs>/<dataset>_<model>.md)")
     p.add_argument("--python", default=sys.executable, help=argparse.SUPPRESS)
     opt = p.parse_args(argv)
-    if not opt.budget_minutes > 0:
+    if opt.budget_epochs is None and opt.budget_minutes is None:
+        opt.budget_minutes = 6.0
+    if opt.budget_minutes is not None and not opt.budget_minutes > 0:
         p.error("--budget-minutes must be positive")
+    if opt.budget_epochs is not None and opt.budget_epochs <= 0:
+        p.error("--budget-epochs must be positive")
     if opt.max_images is not None and opt.max_images <= 0:
         p.error("--max-images must be positive")
     opt.rows = opt.rows or DEFAULT_ROWS[opt.model]
@@ -61,8 +71,10 @@ def parse_options(argv=None):
 def commands(opt, name):
     """The train.py and test.py commands of one row, as a user would type them."""
     run = Path(opt.runs) / f"{opt.dataset}_{opt.model}_{name}"
-    train = ["train.py", "--dataset", opt.dataset, "--model", opt.model, "--max-hours", f"{opt.budget_minutes / 60:g}",
-             "--epochs", "100000", "--eval-images", "0", "--checkpoints-path", str(run), "--no-progress"]
+    budget = (["--epochs", str(opt.budget_epochs)] if opt.budget_epochs else
+              ["--max-hours", f"{opt.budget_minutes / 60:g}", "--epochs", "100000"])
+    train = ["train.py", "--dataset", opt.dataset, "--model", opt.model, *budget, "--eval-images", "0",
+             "--checkpoints-path", str(run), "--no-progress"]
     for option in ("dataset_path", "image_size", "batch_size"):
         if getattr(opt, option) is not None:
             train += [f"--{option.replace('_', '-')}", str(getattr(opt, option))]
@@ -84,20 +96,21 @@ def run_row(opt, name):
                 raise SystemExit(f"error: row {name!r} failed ({command[0]} exited with {result.returncode})")
             print(f"[{name}] {command[0]} took {time.time() - begin:.0f} s", flush=True)
     rows = json.loads(results.read_text())
-    return {"name": name, "rows": rows, "train": train}
+    return {"name": name, "rows": rows}
 
 
 def markdown(opt, results):
     baseline = results[0]["rows"][0]
-    lines = [f"{opt.dataset}, {opt.model}, {opt.budget_minutes:g} min of training per row"
+    budget = f"{opt.budget_epochs} epochs" if opt.budget_epochs else f"{opt.budget_minutes:g} min"
+    lines = [f"{opt.dataset}, {opt.model}, {budget} of training per row"
              + (", mixed precision" if opt.mixed_precision else "") + f"; test split: all images"
              + (f" (first {opt.max_images})" if opt.max_images else "") + ".",
              f"No colour: MAE {baseline['MAE']}, accuracy {baseline['Accuracy']} %.", "",
-             "| row | change | epochs | MAE (moving / batch BN) | accuracy % (moving / batch BN) | colourfulness (moving) |",
-             "|---|---|---|---|---|---|"]
+             "| row | change | epochs | hours | MAE (moving / batch BN) | accuracy % (moving / batch BN) | colourfulness (moving) |",
+             "|---|---|---|---|---|---|---|"]
     for r in results:
         moving, batch = (next(x for x in r["rows"] if x.get("BatchNorm") == p) for p in ("moving", "batch"))
-        lines.append(f"| {r['name']} | {ROWS[r['name']][0]} | {moving['Epochs']} | {moving['MAE']} / {batch['MAE']} "
+        lines.append(f"| {r['name']} | {ROWS[r['name']][0]} | {moving['Epochs']} | {moving['Hours']} | {moving['MAE']} / {batch['MAE']} "
                      f"| {moving['Accuracy']} / {batch['Accuracy']} | {moving['Colourfulness']} |")
     lines += ["", "Commands (from the project's root):", ""]
     for r in results:

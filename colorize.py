@@ -24,12 +24,14 @@ from data import color
 from models import checkpoint as ckpt
 from models.colorization import MIXED_PRECISION_HELP, load_for_inference
 from models.generator import downsampling_factor
+from util import atomic
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 # Pillow modes split_image reads; read_image turns any other (LAB, HSV, YCbCr, F...) into RGB.
 MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I", "I;16", "I;16L", "I;16B", "I;16N")
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tif": "TIFF"}
 SAVE_OPTIONS = {"PNG": {"compress_level": 1}, "JPEG": {"quality": 95}, "WEBP": {"quality": 95}}
+MAX_SIZE = 8192  # --size: the network's input at 8192 px already takes tens of gigabytes
 STRIP_PIXELS = 1 << 20  # Lab conversions run on ~1-megapixel strips: bounded memory at 50 megapixels
 
 
@@ -52,8 +54,8 @@ def parse_options(argv=None):
                    help=MIXED_PRECISION_HELP)
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     opt = p.parse_args(argv)
-    if opt.size is not None and opt.size <= 0:
-        p.error("--size must be positive")
+    if opt.size is not None and not 0 < opt.size <= MAX_SIZE:
+        p.error(f"--size must be between 1 and {MAX_SIZE} pixels")
     return opt
 
 
@@ -198,15 +200,37 @@ def pattern_files(pattern):
                         and not any(p.startswith(".") for p in f.relative_to(root).parts))
 
 
+MANIFEST = ".colorized"  # in --output: the files colorize.py wrote there, one relative path a line
+
+
+def written_before(output):
+    """The files earlier runs wrote into `output` (resolved paths), from its manifest."""
+    try:
+        lines = (output / MANIFEST).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return set()
+    return {(output / line).resolve() for line in lines if line.strip()}
+
+
+def remember_outputs(output, paths):
+    """Appends `paths` to the manifest of `output` (a line cut by a crash names no file: harmless)."""
+    output = output.resolve()
+    with open(output / MANIFEST, "a", encoding="utf-8") as f:
+        f.write("".join(f"{p.resolve().relative_to(output).as_posix()}\n" for p in paths))
+
+
 def find_inputs(patterns, output):
     """[(file, its output name relative to --output)], each file once, and the patterns that matched
     nothing. Files under --output are skipped unless --output is the very folder searched, so a
-    second run does not colorize the first run's outputs."""
+    second run does not colorize the first run's outputs; and files an earlier run wrote (its
+    manifest) are never inputs, so an --output equal to an input folder gains nothing on a rerun."""
     found, misses, output = {}, [], output.resolve()
+    ours = written_before(output)
     for pattern in patterns:
         root, files = pattern_files(pattern)
         if not Path(pattern).is_file() and root.resolve() != output:
             files = [f for f in files if not f.resolve().is_relative_to(output)]
+        files = [f for f in files if f.resolve() not in ours]
         for f in files:
             found.setdefault(f.resolve(), (f, f.relative_to(root)))
         if not files:
@@ -278,15 +302,16 @@ def save(image, path, fmt):
     if fmt == "JPEG" and image.mode != "RGB":
         image = image.convert("RGB")  # JPEG has no alpha channel
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+
+    def write(tmp):
         if fmt == "PNG" and image.mode in ("RGB", "RGBA"):
             tmp.write_bytes(png_bytes(np.asarray(image)))
         else:
             image.save(tmp, fmt, **SAVE_OPTIONS.get(fmt, {}))
-        os.replace(tmp, path)
+
+    try:
+        atomic.atomic_write(path, write, mode=None)
     except (OSError, ValueError) as e:
-        tmp.unlink(missing_ok=True)
         raise FileError(f"cannot write {path} ({e})") from None
 
 
@@ -304,6 +329,7 @@ def colorize_file(model, source, dest, opt, size, protected):
     for path in outputs:
         if opt.overwrite or not path.exists():
             save(colorized if path == dest else side_by_side(image, colorized), path, fmt)
+    remember_outputs(Path(opt.output), outputs)
     return "colorized"
 
 

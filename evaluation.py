@@ -7,6 +7,7 @@ from tqdm import tqdm
 
 import metrics
 from data import color
+from data.errors import DatasetError
 from data.pipeline import eval_batches
 
 # name -> (per-image function, inputs): "lab" compares absolute Lab, "rgb" RGB on the 0-255 scale,
@@ -69,7 +70,8 @@ def evaluate(model, source, batch_size, limit=None, names=tuple(METRICS), progre
             sums[name] += float(np.sum(function(*inputs[kind])))
         count += len(true)
     if count == 0:
-        raise ValueError("no test images to evaluate")
+        raise DatasetError(f"no usable test images: every one of the {total} test files was skipped "
+                           f"(not decodable; see the warnings above)")
     means = {name: value / count for name, value in sums.items()}
     if "psnr" in means:
         means["psnr"] = float(metrics.psnr_from_mse(means["psnr"]))

@@ -5,6 +5,7 @@ checkpoint, so `test.py` and `colorize.py` need nothing but the checkpoint.
 """
 import argparse
 import math
+import os
 from pathlib import Path
 
 from data.datasets import DATASETS
@@ -85,7 +86,8 @@ def parse_train_options(argv=None):
     for key, value in DATASET_PRESETS[opt.dataset].items():
         if getattr(opt, key) is None:
             setattr(opt, key, value)
-    opt.dataset_path = opt.dataset_path or str(Path("datasets") / opt.dataset)
+    # Absolute, as stored in the checkpoints: test.py finds the data from any working directory.
+    opt.dataset_path = os.path.abspath(opt.dataset_path or Path("datasets") / opt.dataset)
     opt.checkpoints_path = opt.checkpoints_path or str(Path("checkpoints") / f"{opt.dataset}_{opt.model}")
     try:
         check_options(opt)

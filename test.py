@@ -16,6 +16,9 @@ from data.errors import DatasetError
 from data.pipeline import fixed_sample
 from models import checkpoint as ckpt
 from models.colorization import MIXED_PRECISION_HELP, load_for_inference
+from util import atomic
+
+ROOT = Path(__file__).resolve().parent
 
 COLUMNS = ("Dataset", "Network", "BatchNorm", "Batch size", "Epochs", "Hours", "MAE", "Accuracy", "PSNR", "SSIM", "AuC",
            "Colourfulness")
@@ -82,7 +85,7 @@ def evaluate_checkpoints(opt):
     for _, options, _ in loaded[1:]:
         if (options["dataset"], options["image_size"]) != (first["dataset"], first["image_size"]):
             raise ckpt.CheckpointError("the checkpoints were trained on different datasets or sizes")
-    dataset_path = opt.dataset_path or first["dataset_path"]
+    dataset_path = opt.dataset_path or stored_dataset_path(first, paths[0])
     source = load_source(first["dataset"], dataset_path, "test", first["image_size"])
     if len(source) == 0:
         raise DatasetError(f"no test images in {dataset_path}")
@@ -107,12 +110,26 @@ def evaluate_checkpoints(opt):
     return paths, loaded, source, rows, baseline
 
 
+def stored_dataset_path(options, checkpoint):
+    """The checkpoint's dataset folder: stored absolute, or (older runs) relative to where
+    train.py ran, which was most likely the project's root."""
+    stored = Path(options["dataset_path"])
+    for candidate in (stored, ROOT / stored):
+        if candidate.exists():
+            return str(candidate)
+    raise DatasetError(f"the dataset of {checkpoint} is not at {stored} (where it was trained): "
+                       f"pass --dataset-path")
+
+
+def output_folder(opt):
+    return Path(opt.output) if opt.output else ckpt.resolve_checkpoint(opt.checkpoint[0]).parent
+
+
 def write_outputs(opt, paths, loaded, source, rows, baseline):
-    out = Path(opt.output) if opt.output else paths[0].parent
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(opt)
     table = markdown_table(rows)
-    (out / "results.md").write_text(table + "\n")
-    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    atomic.write_text(out / "results.md", table + "\n")
+    atomic.write_text(out / "results.json", json.dumps(rows, indent=2) + "\n")
     print(table)
 
     rgb, L, _ = fixed_sample(source, opt.sample_size, opt.seed)
@@ -136,8 +153,9 @@ def write_outputs(opt, paths, loaded, source, rows, baseline):
 def main(argv=None):
     opt = parse_options(argv)
     try:
+        atomic.writable_folder(output_folder(opt))  # before the evaluation, not after it
         write_outputs(opt, *evaluate_checkpoints(opt))
-    except (DatasetError, ckpt.CheckpointError) as e:
+    except (DatasetError, ckpt.CheckpointError, atomic.NotWritable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -25,6 +25,8 @@ from models import checkpoint as ckpt
 from models.colorization import ColorizationModel, architecture, describe_difference
 from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options
 from training_log import TrainingLog
+from util import atomic
+from util.runlock import RunInUse, RunLock
 
 
 class TrainingClock:
@@ -91,12 +93,12 @@ def build_model(opt, strategy=None):
                              dropout=opt.dropout, zero_head=opt.zero_head)
 
 
-def check_resumable(latest, opt):
+def check_resumable(latest, opt, announce=True):
     """Refuses to resume a checkpoint whose architecture options differ from this command's."""
     _, saved, _ = ckpt.read_metadata(latest)
     changed = [k for k in ("batch_size", "lr", "lr_decay_rate", "lr_decay_steps", "beta1", "l1_weight", "dropout",
                            "label_smoothing", "augment") if k in saved and saved[k] != getattr(opt, k)]
-    for k in changed:  # allowed, never silent
+    for k in changed if announce else ():  # allowed, never silent
         print(f"note: --{k.replace('_', '-')} was {saved[k]} in {latest.name}, {getattr(opt, k)} from now on",
               file=sys.stderr)
     wanted = {k: getattr(opt, k) for k in ARCHITECTURE_OPTIONS}
@@ -105,6 +107,39 @@ def check_resumable(latest, opt):
         raise ckpt.CheckpointError(
             f"{latest} belongs to another run ({describe_difference(saved, wanted)}); "
             f"use another --checkpoints-path or the checkpoint's options")
+
+
+def newest_readable(candidates):
+    """The newest checkpoint whose metadata reads (for the early check of the run's options)."""
+    for path in reversed(candidates):
+        try:
+            ckpt.read_metadata(path)
+            return path
+        except ckpt.DamagedCheckpoint:
+            continue
+    return None
+
+
+def restore_intact(model, candidates, opt):
+    """Restores the newest intact checkpoint; damaged ones (truncated, overwritten, checksum wrong)
+    are renamed *.h5.damaged, kept for inspection, and the next older one is tried. Returns
+    (state, checkpoint), or the state of a new run and None when there is no checkpoint."""
+    damaged = []
+    for path in reversed(candidates):
+        try:
+            check_resumable(path, opt, announce=False)  # announced by the early check
+            state = model.restore(path)
+        except ckpt.DamagedCheckpoint as e:
+            damaged.append(ckpt.set_aside(path).name)
+            print(f"warning: {e}; set aside as {damaged[-1]}", file=sys.stderr)
+            continue
+        if damaged:
+            print(f"warning: resuming from {path.name}, the newest intact checkpoint", file=sys.stderr)
+        return state, path
+    if damaged:
+        raise ckpt.CheckpointError(f"no intact checkpoint in {Path(opt.checkpoints_path)} (set aside: "
+                                   f"{', '.join(damaged)}); run the same command again to start afresh")
+    return {"epoch": 0, "position": 0}, None
 
 
 def save_samples(model, batch, path):
@@ -124,10 +159,21 @@ def epoch_batches(strategy, source, opt, epoch, position):
 def train(opt, strategy=None):
     strategy = strategy or distribute.one_device()
     run = Path(opt.checkpoints_path)
-    latest = ckpt.latest_checkpoint(run)
+    atomic.writable_folder(run, "run folder (--checkpoints-path)")
+    with RunLock(run):
+        return _train(opt, strategy, run)
+
+
+def _train(opt, strategy, run):
+    gone = atomic.remove_temporaries(run)
+    if gone:
+        print(f"note: removed {len(gone)} temporary files of an interrupted save: {', '.join(gone)}",
+              file=sys.stderr)
+    candidates = ckpt.list_checkpoints(run)
+    latest = newest_readable(candidates)
     if latest:
         check_resumable(latest, opt)
-    train_source = load_source(opt.dataset, opt.dataset_path, "train", opt.image_size)
+    train_source = load_source(opt.dataset, opt.dataset_path, "train", opt.image_size, download=True)
     test_source = load_source(opt.dataset, opt.dataset_path, "test", opt.image_size)
     steps_per_epoch = len(train_source) // opt.batch_size
     if steps_per_epoch == 0:
@@ -135,9 +181,7 @@ def train(opt, strategy=None):
 
     keras.utils.set_random_seed(opt.seed)
     model = build_model(opt, strategy)
-    state = {"epoch": 0, "position": 0}
-    if latest:
-        state = model.restore(latest)
+    state, latest = restore_intact(model, ckpt.list_checkpoints(run), opt)
     if distribute.is_multi_worker(strategy):
         # Only the chief reads the run folder: the other workers take its weights and progress.
         progress = model.broadcast_from_chief({k: state.get(k, 0) for k in ("epoch", "position", "seconds")})
@@ -165,8 +209,12 @@ def train(opt, strategy=None):
         if not model.all_finite():
             raise TrainingDiverged(f"training diverged by step {step} (non-finite weights); the last "
                                    f"checkpoint is kept; resume from it with a lower --lr")
-        model.save(run / ckpt.checkpoint_name(step), options,
-                   {"epoch": epoch, "position": position, "seconds": clock.seconds()})
+        try:
+            model.save(run / ckpt.checkpoint_name(step), options,
+                       {"epoch": epoch, "position": position, "seconds": clock.seconds()})
+        except OSError as e:  # a full disk, a folder made read-only: the last checkpoint is intact
+            raise ckpt.CheckpointError(f"cannot save {run / ckpt.checkpoint_name(step)} "
+                                       f"({e.strerror or e}); the last checkpoint is kept") from None
         ckpt.prune_checkpoints(run, opt.keep_checkpoints)
 
     def evaluate():
@@ -180,7 +228,7 @@ def train(opt, strategy=None):
         bar = tqdm(total=steps_per_epoch * opt.batch_size, initial=position // opt.batch_size * opt.batch_size,
                    unit="img", desc=f"epoch {epoch + 1}/{opt.epochs}", disable=not opt.progress,
                    dynamic_ncols=True, leave=True)
-        pending, tick = [], time.time()
+        pending, tick, steps_before_epoch = [], time.time(), step
         for position, L, ab in epoch_batches(strategy, train_source, opt, epoch, position):
             pending.append(model.train_step(L, ab))
             step, position = step + 1, int(strategy.experimental_local_results(position)[0])
@@ -203,6 +251,9 @@ def train(opt, strategy=None):
             if done(step, opt, stop):
                 break
         bar.close()
+        if step == steps_before_epoch and not done(step, opt, stop):
+            raise DatasetError(f"no usable training images: every one of the {len(train_source)} files was "
+                               f"skipped (grayscale or not decodable; see the warnings above)")
         if not done(step, opt, stop) or position + opt.batch_size > len(train_source):
             epoch, position = epoch + 1, 0
             save()
@@ -271,8 +322,11 @@ def main(argv=None):
             opt.checkpoints_path, opt.progress = scratch, False
         try:
             return train(opt, strategy)
-        except (DatasetError, ckpt.CheckpointError, TrainingDiverged) as e:
+        except (DatasetError, ckpt.CheckpointError, TrainingDiverged, RunInUse, atomic.NotWritable) as e:
             print(f"error: {e}", file=sys.stderr)
+            return 1
+        except OSError as e:  # a log or figure that cannot be written (disk full, permissions)
+            print(f"error: {e.strerror or e}: {e.filename or ''}", file=sys.stderr)
             return 1
 
 

@@ -1,9 +1,11 @@
 """What a training run writes as it goes: CSV logs (appended on resume) and TensorBoard events."""
 import csv
-import os
+import math
 from pathlib import Path
 
 import tensorflow as tf
+
+from util.atomic import atomic_write
 
 LOG_FIELDS = ("step", "epoch", "seconds", "lr", "images_per_s", "d_real", "d_fake", "g_gan", "g_l1")
 EVAL_FIELDS = ("step", "epoch", "seconds", "accuracy", "mae")
@@ -15,12 +17,17 @@ class TrainingLog:
         run_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = run_dir / "log.csv"
         self.eval_path = run_dir / "eval.csv"
-        self.writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+        self.events_dir = run_dir / "tensorboard"
+        before = set(self.events_dir.glob("events.out.tfevents.*"))
+        self.writer = tf.summary.create_file_writer(str(self.events_dir))
+        self.writer.flush()
+        new = set(self.events_dir.glob("events.out.tfevents.*")) - before
+        self._own_events = next(iter(new)).name if len(new) == 1 else None
 
     def forget_after(self, step):
-        """Removes the CSV rows of steps after `step`, which a crash lost and the resumed run trains
-        again, so that every step appears once; returns how many rows went. The file is replaced
-        atomically: a crash here leaves the old log or the new one, never a half-written one."""
+        """Removes the CSV rows and TensorBoard events of steps after `step`, which a crash lost and
+        the resumed run trains again, so that every step appears once; returns how many CSV rows
+        went. Files are replaced atomically: a crash here leaves the old file or the new one."""
         removed = 0
         for path in (self.log_path, self.eval_path):
             if not path.exists():
@@ -29,18 +36,15 @@ class TrainingLog:
                 rows = list(csv.reader(f))
             if not rows:
                 continue
-            keep = [rows[0]] + [r for r in rows[1:] if r and float(r[0]) <= step]
+            keep = [rows[0]] + [r for r in rows[1:] if r and _number(r[0]) <= step]
             if len(keep) == len(rows):
                 continue
             removed += len(rows) - len(keep)
-            tmp = path.with_name(f".{path.name}.tmp")
-            with open(tmp, "w", newline="") as f:
-                csv.writer(f).writerows(keep)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            atomic_write(path, lambda f: csv.writer(f).writerows(keep), "w")
+        for path in sorted(self.events_dir.glob("events.out.tfevents.*")):
+            if path.name != self._own_events:
+                _forget_events_after(path, step)
         return removed
-
     def losses(self, row):
         self._append(self.log_path, LOG_FIELDS, row)
         with self.writer.as_default(step=row["step"]):
@@ -73,3 +77,35 @@ class TrainingLog:
             if new:
                 writer.writeheader()
             writer.writerow(row)
+
+
+def _number(text):
+    try:
+        return float(text)
+    except ValueError:
+        return math.inf  # a damaged row is dropped with the lost ones
+
+
+def _forget_events_after(path, step):
+    """Rewrites one TensorBoard event file without the events of steps after `step` (a record cut
+    short by a crash ends the file: what precedes it is kept)."""
+    records, dropped = [], False
+    try:
+        for record in tf.data.TFRecordDataset(str(path)):
+            record = record.numpy()
+            event = tf.compat.v1.Event.FromString(record)
+            if event.HasField("summary") and event.step > step:
+                dropped = True
+            else:
+                records.append(record)
+    except tf.errors.DataLossError:
+        dropped = True
+    if not dropped:
+        return
+
+    def write(tmp):
+        with tf.io.TFRecordWriter(str(tmp)) as writer:
+            for record in records:
+                writer.write(record)
+
+    atomic_write(path, write, mode=None)

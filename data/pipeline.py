@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from data import color
+from data.errors import DatasetError
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Batches decoded ahead of the training step. A fixed number, not AUTOTUNE: against a slow step
@@ -131,7 +132,11 @@ def fixed_sample(source, size, seed):
     """(rgb, L, ab) of a fixed, seeded choice of `size` images, in one batch (sample grids)."""
     k = min(size, len(source))
     indices = np.sort(np.random.default_rng(seed).choice(len(source), k, replace=False))
-    return next(iter(eval_batches(source.subset(indices), k)))
+    batch = next(iter(eval_batches(source.subset(indices), k)), None)
+    if batch is None:  # every chosen file was undecodable
+        raise DatasetError(f"no usable test images among {k} sampled of {len(source)} (not decodable; "
+                           f"see the warnings above)")
+    return batch
 
 
 def _decoded_files(ds, image_size, drop_grayscale):

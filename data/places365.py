@@ -13,6 +13,7 @@ from pathlib import Path
 
 from data.errors import DatasetError
 from data.image_files import keep_readable, scan_images
+from util import atomic
 
 log = logging.getLogger(__name__)
 
@@ -94,22 +95,11 @@ def _save_cache(root: Path, flist: Path, folder: Path, paths, mtimes):
     meta = {"version": _CACHE_VERSION, "folder": _rel(folder, root), "count": len(paths),
             "mtimes": {_rel(d, root): m for d, m in mtimes.items()}}
     try:
-        _write_atomic(flist, "".join(line + "\n" for line in _relative(paths, root)))
-        _write_atomic(_sidecar(flist), json.dumps(meta, indent=0))
+        atomic.write_text(flist, "".join(line + "\n" for line in _relative(paths, root)))
+        atomic.write_text(_sidecar(flist), json.dumps(meta, indent=0))
     except OSError as e:
         log.warning("cannot cache the file list as %s (%s): it will be rebuilt on every run",
                     flist, e.strerror or e)
-
-
-def _write_atomic(path: Path, text: str):
-    # A temporary file then a rename: a reader never sees a half-written list.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _relative(paths, root: Path) -> list[str]:

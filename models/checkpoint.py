@@ -4,33 +4,53 @@ Layout of one `.h5` file:
     attrs: format, version, config (JSON: architecture), options (JSON: the resolved run options),
            state (JSON: step, epoch, position in the epoch)
     <group per network or optimizer>/<index>: one dataset per variable, attr "path" = variable path
-Files are written to a temporary name and renamed, so a crash never leaves a broken checkpoint.
+Files are written to a temporary name and renamed (util/atomic.py), so a crash never leaves a
+broken checkpoint; each group's sha256 catches damage done to a file afterwards.
 """
+import hashlib
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from util.atomic import atomic_write
+
 FORMAT = "colorgan-checkpoint"
 VERSION = 1
 _NAME = re.compile(r"^step_(\d+)\.h5$")
+DAMAGED_SUFFIX = ".damaged"
+# Bounds of a checkpoint's architecture, checked before anything is built from it: a crafted
+# file must not make the loader allocate terabytes (Places365's U-Net is 8 layers of <= 512).
+MAX_LAYERS, MAX_FILTERS, MAX_IMAGE_SIZE = 16, 4096, 16384
 
 
 class CheckpointError(Exception):
     """A checkpoint that is missing, unreadable, foreign or for another architecture."""
 
 
+class DamagedCheckpoint(CheckpointError):
+    """A file of ours that cannot be read back whole: truncated, overwritten, keys or sums wrong."""
+
+
+def _digest(arrays):
+    """sha256 of a group's variables: dtype, shape and bytes of each, in order."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def write_checkpoint(path, variable_groups, config, options, state):
-    """Atomically writes `variable_groups` ({group: [variables]}) and the JSON metadata to `path`."""
+    """Atomically writes `variable_groups` ({group: [variables]}) and the JSON metadata to `path`;
+    each group carries the sha256 of its variables, checked whenever it is read back."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp):
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
@@ -39,37 +59,78 @@ def write_checkpoint(path, variable_groups, config, options, state):
             f.attrs["state"] = json.dumps(state)
             for group_name, variables in variable_groups.items():
                 group = f.create_group(group_name)
-                for i, variable in enumerate(variables):
-                    data = group.create_dataset(f"{i:04d}", data=np.asarray(variable.numpy()))
+                arrays = [np.asarray(v.numpy()) for v in variables]
+                for i, (variable, array) in enumerate(zip(variables, arrays)):
+                    data = group.create_dataset(f"{i:04d}", data=array)
                     data.attrs["path"] = variable.path
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+                group.attrs["sha256"] = _digest(arrays)
+
+    atomic_write(path, write, mode=None)
 
 
 def read_metadata(path):
     """Returns (config, options, state) of a checkpoint, or raises CheckpointError."""
     with _open(path) as f:
-        return tuple(json.loads(f.attrs[key]) for key in ("config", "options", "state"))
+        try:
+            config, options, state = (json.loads(f.attrs[key]) for key in ("config", "options", "state"))
+        except (KeyError, ValueError, TypeError, OSError) as e:
+            raise DamagedCheckpoint(f"{path} is damaged: unreadable metadata ({e})") from None
+    check_config(config, path)
+    if not (isinstance(options, dict) and isinstance(state, dict) and isinstance(state.get("step"), int)
+            and state["step"] >= 0):
+        raise DamagedCheckpoint(f"{path} is damaged: its options or state are not what this project writes")
+    return config, options, state
+
+
+def check_config(config, path="checkpoint"):
+    """The architecture a checkpoint describes, validated before anything is allocated for it."""
+    def bad(why):
+        return DamagedCheckpoint(f"{path} has an invalid architecture ({why})")
+
+    if not isinstance(config, dict):
+        raise bad("not a JSON object")
+    encoder = config.get("encoder")
+    if not (isinstance(encoder, list) and 1 <= len(encoder) <= MAX_LAYERS):
+        raise bad(f"the encoder must have 1 to {MAX_LAYERS} layers")
+    for layer in encoder:
+        if not (isinstance(layer, list) and len(layer) == 2 and all(type(v) is int for v in layer)
+                and 1 <= layer[0] <= MAX_FILTERS and layer[1] in (1, 2)):
+            raise bad(f"encoder layer {layer!r} is not [filters 1..{MAX_FILTERS}, stride 1 or 2]")
+    dropout_layers, size = config.get("dropout_layers"), config.get("image_size")
+    if not (type(dropout_layers) is int and 0 <= dropout_layers <= len(encoder)):
+        raise bad(f"dropout_layers {dropout_layers!r}")
+    if not (type(size) is int and 1 <= size <= MAX_IMAGE_SIZE):
+        raise bad(f"image_size {size!r} is not 1..{MAX_IMAGE_SIZE}")
+    if config.get("model") not in ("gan", "unet") or not isinstance(config.get("mixed_precision"), bool):
+        raise bad("model or mixed_precision")
 
 
 def restore_variables(path, variable_groups):
-    """Assigns every variable of `variable_groups` from the checkpoint, after checking all fit."""
+    """Assigns every variable of `variable_groups` from the checkpoint, after checking all fit and
+    that each group's sha256 matches (a file damaged in the middle must not load silently)."""
     with _open(path) as f:
         pending = []
-        for group_name, variables in variable_groups.items():
-            if group_name not in f or len(f[group_name]) != len(variables):
-                raise CheckpointError(f"{path}: its {group_name} does not match this architecture")
-            for i, variable in enumerate(variables):
-                data = f[group_name][f"{i:04d}"]
-                if data.shape != tuple(variable.shape):
-                    raise CheckpointError(
-                        f"{path}: {data.attrs['path']} has shape {data.shape}, the model expects "
-                        f"{tuple(variable.shape)} ({variable.path})")
-                pending.append((variable, data[()]))
+        try:
+            for group_name, variables in variable_groups.items():
+                if group_name not in f or len(f[group_name]) != len(variables):
+                    raise CheckpointError(f"{path}: its {group_name} does not match this architecture")
+                arrays = []
+                for i, variable in enumerate(variables):
+                    data = f[group_name][f"{i:04d}"]
+                    if data.shape != tuple(variable.shape):
+                        raise CheckpointError(
+                            f"{path}: {data.attrs['path']} has shape {data.shape}, the model expects "
+                            f"{tuple(variable.shape)} ({variable.path})")
+                    arrays.append(data[()])
+                    pending.append((variable, arrays[-1]))
+                stored = f[group_name].attrs.get("sha256")
+                if stored is not None and stored != _digest(arrays):
+                    raise DamagedCheckpoint(f"{path} is damaged: the {group_name} variables do not match "
+                                            f"their checksum")
+        except CheckpointError:
+            raise
+        except (KeyError, OSError, ValueError, TypeError, RuntimeError) as e:
+            raise DamagedCheckpoint(f"{path} is damaged: {type(e).__name__}: {e}") from None
     # Assign only once everything has been checked, so a bad file leaves the model untouched.
     for variable, value in pending:
         variable.assign(value)
@@ -82,11 +143,18 @@ def _open(path):
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise CheckpointError(f"{path} is not an HDF5 file (is it a checkpoint of this project?)")
-    if f.attrs.get("format") != FORMAT:
+        if path.stat().st_size and path.open("rb").read(8) == b"\x89HDF\r\n\x1a\n":
+            raise DamagedCheckpoint(f"{path} is damaged (a truncated or overwritten HDF5 file)") from None
+        raise CheckpointError(f"{path} is not an HDF5 file (is it a checkpoint of this project?)") from None
+    try:
+        fmt, version = f.attrs.get("format"), f.attrs.get("version", 0)
+    except (OSError, KeyError, TypeError) as e:
+        f.close()
+        raise DamagedCheckpoint(f"{path} is damaged: unreadable attributes ({e})") from None
+    if fmt != FORMAT:
         f.close()
         raise CheckpointError(f"{path} is an HDF5 file but not a checkpoint of this project")
-    if f.attrs.get("version", 0) > VERSION:
+    if version > VERSION:
         f.close()
         raise CheckpointError(f"{path} was written by a newer version of this project")
     return f
@@ -124,3 +192,11 @@ def resolve_checkpoint(path):
 def prune_checkpoints(folder, keep):
     for old in list_checkpoints(folder)[:-keep]:
         old.unlink()
+
+
+def set_aside(path):
+    """Renames a damaged checkpoint out of the way (kept, for inspection); returns the new path."""
+    path = Path(path)
+    aside = path.with_name(path.name + DAMAGED_SUFFIX)
+    path.replace(aside)
+    return aside

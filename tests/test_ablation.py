@@ -31,3 +31,12 @@ def test_bad_ablation_options_are_one_line(capsys):
     with pytest.raises(SystemExit) as e:
         ablation.main(["--rows", "adamw"])
     assert e.value.code == 2 and "invalid choice: 'adamw'" in capsys.readouterr().err
+
+
+def test_an_epoch_budget_trains_each_row_for_those_epochs():
+    opt = ablation.parse_options(["--model", "gan", "--budget-epochs", "2", "--rows", "zero-head"])
+    run, train, test = ablation.commands(opt, "zero-head")
+    assert train[train.index("--epochs") + 1] == "2" and "--max-hours" not in train
+    assert "--zero-head" in train and run.name == "cifar10_gan_zero-head"
+    with pytest.raises(SystemExit):
+        ablation.parse_options(["--budget-epochs", "2", "--budget-minutes", "3"])  # one budget, not two
