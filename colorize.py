@@ -260,7 +260,8 @@ def read_image(path):
             image = ImageOps.exif_transpose(image)  # a loaded copy, turned the right way up
             return image if image.mode in MODES else image.convert("RGB")
     except Exception as e:  # Pillow raises many types on damaged files; all mean "cannot read"
-        raise FileError(f"cannot read it as an image ({type(e).__name__}: {e})") from None
+        why = str(e).replace(f"'{path}'", "").replace(str(path), "").strip(" :")  # the line names it already
+        raise FileError(f"cannot read it as an image ({type(e).__name__}{': ' + why if why else ''})") from None
 
 
 def png_bytes(pixels):

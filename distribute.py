@@ -4,8 +4,13 @@
 the losses are averaged over the whole batch and BatchNorm may average its statistics over all
 replicas (`--sync-bn`).  Only the chief worker writes checkpoints, logs and samples.
 """
+import contextlib
 import json
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import tensorflow as tf
 
@@ -124,3 +129,57 @@ def any_worker(strategy, flag):
             return strategy.experimental_local_results(strategy.run(replica_fn))[0]
         _AGREEMENTS[id(strategy)] = agree
     return bool(agree(tf.constant(1.0 if flag else 0.0)) > 0)
+
+
+class Watchdog:
+    """Several workers: a collective whose peers never arrive (or died) blocks inside TensorFlow
+    holding the GIL, so neither Ctrl-C nor SIGTERM nor a Python thread could stop it. A small
+    process (util/watcher.py) watches the sections that wait on the other workers
+    (`with watchdog.collective():`) and ends this one with a message when a section lasts more than
+    `timeout` seconds (0: never), or has not ended GRACE seconds after Ctrl-C / SIGTERM. The last
+    checkpoint stays intact (saves are atomic)."""
+    GRACE = 10.0
+
+    def __init__(self, timeout):
+        signal_read, signal_write = os.pipe()
+        section_read, self._sections = os.pipe()
+        os.set_blocking(signal_write, False)
+        watcher = Path(__file__).resolve().parent / "util" / "watcher.py"
+        self.process = subprocess.Popen(
+            [sys.executable, str(watcher), str(os.getpid()), str(signal_read), str(section_read), str(timeout),
+             str(self.GRACE)], pass_fds=(signal_read, section_read), stdin=subprocess.DEVNULL)
+        os.close(signal_read)
+        os.close(section_read)
+        # The C signal handler writes each signal's number here, even while Python is blocked. Only
+        # for signals with a Python handler: until train.py's own, SIGTERM exits as Ctrl-C does.
+        signal.set_wakeup_fd(signal_write, warn_on_full_buffer=False)
+        # TensorFlow's preemption notifier takes SIGTERM over while the strategy is made, and
+        # ignores it: blocked until then, a SIGTERM waits (the watcher sees it pending).
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+    def reclaim_signals(self):
+        """After the strategy is made: SIGTERM back to Python (a pending one is delivered now)."""
+        signal.signal(signal.SIGTERM, _exit_on_signal)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+    @contextlib.contextmanager
+    def collective(self):
+        os.write(self._sections, b"+")
+        try:
+            yield
+        finally:
+            os.write(self._sections, b"-")
+
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+class NoWatchdog:
+    """One machine: nothing waits on other workers."""
+
+    def reclaim_signals(self):
+        pass
+
+    def collective(self):
+        return contextlib.nullcontext()

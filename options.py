@@ -72,6 +72,9 @@ def build_parser():
     a("--strategy", default="auto", choices=list(STRATEGIES),
       help="one: one device; mirrored: all local GPUs; multiworker: several machines (TF_CONFIG); "
            "auto: mirrored with more than one GPU, else one")
+    a("--worker-timeout", type=float, default=300.0,
+      help="multiworker: give up when the other workers do not answer for this many seconds (they did "
+           "not start, or died); 0: wait forever. Ctrl-C / SIGTERM stop a waiting worker within 10 s")
     a("--sync-bn", action=argparse.BooleanOptionalAction,
       help="BatchNorm statistics over all replicas (on when there is more than one)")
     a("--xla", action="store_true", help="compile the training step with XLA (helps on GPUs only)")
@@ -113,6 +116,8 @@ def check_options(opt):
             raise ValueError(f"--{name.replace('_', '-')} must be positive and finite")
     if opt.strategy == "multiworker":
         check_tf_config()
+    if not (opt.worker_timeout >= 0 and math.isfinite(opt.worker_timeout)):
+        raise ValueError("--worker-timeout must be finite and not negative (0: wait forever)")
     if not 0 <= opt.dropout < 1:
         raise ValueError("--dropout must be in [0, 1)")
     if not 0 < opt.test_fraction < 1:

@@ -11,6 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
+if __name__ == "__main__" and any("multiworker" in arg for arg in sys.argv):
+    # Before TensorFlow starts its threads, which inherit this: SIGTERM waits until the strategy is
+    # made, so that TensorFlow's preemption notifier cannot swallow it (distribute.Watchdog).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
 import keras
 import numpy as np
 from tqdm import tqdm
@@ -156,15 +161,16 @@ def epoch_batches(strategy, source, opt, epoch, position):
     return distributed_train_batches(strategy, source, opt.batch_size, opt.seed, epoch, position, opt.augment)
 
 
-def train(opt, strategy=None):
+def train(opt, strategy=None, watchdog=None):
     strategy = strategy or distribute.one_device()
+    watchdog = watchdog or distribute.NoWatchdog()
     run = Path(opt.checkpoints_path)
     atomic.writable_folder(run, "run folder (--checkpoints-path)")
     with RunLock(run):
-        return _train(opt, strategy, run)
+        return _train(opt, strategy, run, watchdog)
 
 
-def _train(opt, strategy, run):
+def _train(opt, strategy, run, watchdog):
     gone = atomic.remove_temporaries(run)
     if gone:
         print(f"note: removed {len(gone)} temporary files of an interrupted save: {', '.join(gone)}",
@@ -180,11 +186,13 @@ def _train(opt, strategy, run):
         raise DatasetError(f"{len(train_source)} training images is less than one batch of {opt.batch_size}")
 
     keras.utils.set_random_seed(opt.seed)
-    model = build_model(opt, strategy)
+    with watchdog.collective():  # several workers: variables are made and shared together
+        model = build_model(opt, strategy)
     state, latest = restore_intact(model, ckpt.list_checkpoints(run), opt)
     if distribute.is_multi_worker(strategy):
         # Only the chief reads the run folder: the other workers take its weights and progress.
-        progress = model.broadcast_from_chief({k: state.get(k, 0) for k in ("epoch", "position", "seconds")})
+        with watchdog.collective():
+            progress = model.broadcast_from_chief({k: state.get(k, 0) for k in ("epoch", "position", "seconds")})
         state = {**state, **progress, "epoch": int(progress["epoch"]), "position": int(progress["position"])}
     if latest:
         print(f"Resuming {latest} at step {state['step']} (epoch {state['epoch'] + 1}, "
@@ -230,7 +238,8 @@ def _train(opt, strategy, run):
                    dynamic_ncols=True, leave=True)
         pending, tick, steps_before_epoch = [], time.time(), step
         for position, L, ab in epoch_batches(strategy, train_source, opt, epoch, position):
-            pending.append(model.train_step(L, ab))
+            with watchdog.collective():
+                pending.append(model.train_step(L, ab))
             step, position = step + 1, int(strategy.experimental_local_results(position)[0])
             bar.update(opt.batch_size)
             if step % opt.log_interval == 0:
@@ -247,7 +256,8 @@ def _train(opt, strategy, run):
             if opt.eval_interval and step % opt.eval_interval == 0 and step % steps_per_epoch:
                 evaluate()
                 tick = time.time()
-            stop.check(over_budget() if opt.max_hours else None)
+            with watchdog.collective():
+                stop.check(over_budget() if opt.max_hours else None)
             if done(step, opt, stop):
                 break
         bar.close()
@@ -308,8 +318,12 @@ def evaluate_and_plot(model, opt, log, test_source, run, step, epoch, seconds):
 
 def main(argv=None):
     opt = parse_train_options(argv)
+    # Before the strategy: with several workers, anything from here on may wait for the others.
+    watchdog = distribute.Watchdog(opt.worker_timeout) if opt.strategy == "multiworker" else None
     try:
-        strategy = distribute.make_strategy(opt.strategy)
+        with (watchdog or distribute.NoWatchdog()).collective():
+            strategy = distribute.make_strategy(opt.strategy)
+        (watchdog or distribute.NoWatchdog()).reclaim_signals()
         distribute.check_batch_size(opt.batch_size, strategy)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -321,7 +335,7 @@ def main(argv=None):
             # Only the chief's files count: the other workers write into a folder deleted at the end.
             opt.checkpoints_path, opt.progress = scratch, False
         try:
-            return train(opt, strategy)
+            return train(opt, strategy, watchdog)
         except (DatasetError, ckpt.CheckpointError, TrainingDiverged, RunInUse, atomic.NotWritable) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1

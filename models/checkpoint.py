@@ -31,7 +31,8 @@ class CheckpointError(Exception):
 
 
 class DamagedCheckpoint(CheckpointError):
-    """A file of ours that cannot be read back whole: truncated, overwritten, keys or sums wrong."""
+    """A step_*.h5 that cannot be read back whole (truncated, overwritten, keys or sums wrong) or is
+    not a checkpoint at all: a resume sets it aside and takes the next older one."""
 
 
 def _digest(arrays):
@@ -113,7 +114,9 @@ def restore_variables(path, variable_groups):
         try:
             for group_name, variables in variable_groups.items():
                 if group_name not in f or len(f[group_name]) != len(variables):
-                    raise CheckpointError(f"{path}: its {group_name} does not match this architecture")
+                    # the architecture (config) matched: variables are missing, the file is damaged
+                    raise DamagedCheckpoint(f"{path} is damaged: its {group_name} does not have the "
+                                            f"{len(variables)} variables of its architecture")
                 arrays = []
                 for i, variable in enumerate(variables):
                     data = f[group_name][f"{i:04d}"]
@@ -143,9 +146,10 @@ def _open(path):
     try:
         f = h5py.File(path, "r")
     except OSError:
-        if path.stat().st_size and path.open("rb").read(8) == b"\x89HDF\r\n\x1a\n":
-            raise DamagedCheckpoint(f"{path} is damaged (a truncated or overwritten HDF5 file)") from None
-        raise CheckpointError(f"{path} is not an HDF5 file (is it a checkpoint of this project?)") from None
+        with open(path, "rb") as f:
+            if f.read(8) == b"\x89HDF\r\n\x1a\n":
+                raise DamagedCheckpoint(f"{path} is damaged (a truncated or overwritten HDF5 file)") from None
+        raise DamagedCheckpoint(f"{path} is not an HDF5 file (is it a checkpoint of this project?)") from None
     try:
         fmt, version = f.attrs.get("format"), f.attrs.get("version", 0)
     except (OSError, KeyError, TypeError) as e:
@@ -153,7 +157,7 @@ def _open(path):
         raise DamagedCheckpoint(f"{path} is damaged: unreadable attributes ({e})") from None
     if fmt != FORMAT:
         f.close()
-        raise CheckpointError(f"{path} is an HDF5 file but not a checkpoint of this project")
+        raise DamagedCheckpoint(f"{path} is an HDF5 file but not a checkpoint of this project")
     if version > VERSION:
         f.close()
         raise CheckpointError(f"{path} was written by a newer version of this project")

@@ -231,3 +231,35 @@ def test_bad_distribution_options_are_one_line_and_exit_2(tmp_path, monkeypatch,
         train_script.main(["--dataset", "folder", "--dataset-path", str(tmp_path), *extra])
     assert e.value.code == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def start_lonely_worker(images, run_dir, *extra):
+    """Worker 0 of a two-worker cluster whose worker 1 never starts."""
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": 0}})
+    command = [sys.executable, "train.py", *TINY, "--dataset-path", str(images), "--checkpoints-path",
+               str(run_dir), "--strategy", "multiworker", *extra]
+    return subprocess.Popen(command, cwd=ROOT, env=environment(TF_CONFIG=tf_config, COLORGAN_LOGICAL_CPUS=""),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_a_worker_whose_peers_never_arrive_gives_up_after_the_timeout(images, tmp_path):
+    begin = time.time()
+    code, _, err = finish([start_lonely_worker(images, tmp_path / "run", "--worker-timeout", "4")], timeout=120)[0]
+    # killed by its watchdog process (137 in a shell): it was blocked inside TensorFlow
+    assert code == -signal.SIGKILL and "no answer from the other workers for 4 s" in err, err[-2000:]
+    assert time.time() - begin < 60
+    assert not list((tmp_path / "run").glob("step_*.h5"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_worker_waiting_for_its_peers_stops_on_sigterm_or_ctrl_c_within_seconds(images, tmp_path, signum):
+    process = start_lonely_worker(images, tmp_path / "run")  # default timeout: 300 s
+    time.sleep(12)  # TensorFlow up, waiting for worker 1
+    assert process.poll() is None
+    process.send_signal(signum)
+    begin = time.time()
+    code, _, err = finish([process], timeout=60)[0]
+    assert time.time() - begin < 15 and code != 0, err[-2000:]
