@@ -57,7 +57,12 @@ def scan_images(root, recursive=True) -> tuple[list[str], dict[str, int]]:
             for entry in entries:
                 if entry.name.startswith("."):
                     continue
-                if entry.is_dir():
+                try:
+                    is_dir = entry.is_dir()
+                except OSError as e:  # a symlink loop, a dangling link on a flaky mount
+                    log.warning("skipping %s: %s", entry.path, e.strerror or e)
+                    continue
+                if is_dir:
                     if recursive:
                         stack.append(entry.path)
                 elif is_image_name(entry.name):

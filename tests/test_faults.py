@@ -308,3 +308,15 @@ def test_a_training_killed_at_random_moments_resumes_to_the_end_with_every_step_
     latest = ckpt.latest_checkpoint(run_dir)
     assert ckpt.read_metadata(latest)[2]["step"] == total
     assert test_script.main(["--checkpoint", str(run_dir), "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+
+
+def test_symlink_loops_in_a_dataset_are_skipped_with_a_warning(tmp_path, caplog):
+    from data.folder import list_folder
+    root = image_folder(tmp_path / "data", train=4, test=2)
+    (root / "train" / "self.jpg").symlink_to("self.jpg")  # a link to itself
+    (root / "train" / "a").symlink_to("b")
+    (root / "train" / "b").symlink_to("a")
+    (root / "train" / "again").symlink_to(root / "train")  # the folder itself, linked inside it
+    with caplog.at_level("WARNING"):
+        assert len(list_folder(root, "train")) == 4
+    assert "self.jpg: Too many levels of symbolic links" in caplog.text
