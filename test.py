@@ -52,6 +52,8 @@ def parse_options(argv=None):
 
 def row(options, network, scores, state=None, bn_statistics="-"):
     trained = state is not None
+    if options.get("recipe", "paper") != "paper" and trained:
+        network = f"{network}, {options['recipe']} recipe"
     return {"Dataset": options["dataset"], "Network": network, "BatchNorm": bn_statistics,
             "Batch size": options.get("batch_size", "-") if trained else "-",
             "Epochs": epochs_trained(state, options) if trained else "-",

@@ -209,3 +209,17 @@ def test_after_a_crash_the_resumed_logs_hold_each_step_once(tmp_path, capsys):
     assert "removed 2 log rows of steps after 2" in capsys.readouterr().err
     assert [int(r["step"]) for r in read_csv(run_dir / "log.csv")] == [1, 2, 3, 4, 5]
     assert [int(r["step"]) for r in read_csv(run_dir / "eval.csv")] == [1, 2, 3, 4, 5]
+
+
+def test_the_fast_recipe_sets_its_defaults_and_explicit_options_win():
+    from options import RECIPES, parse_train_options
+    import test as test_script
+    paper = parse_train_options(["--dataset", "cifar10"])
+    fast = parse_train_options(["--dataset", "cifar10", "--recipe", "fast"])
+    assert paper.recipe == "paper" and not paper.zero_head
+    assert all(getattr(fast, k) == v for k, v in RECIPES["fast"].items()) and fast.zero_head
+    assert not parse_train_options(["--dataset", "cifar10", "--recipe", "fast", "--no-zero-head"]).zero_head
+    scores = dict.fromkeys(["mae", "accuracy", "psnr", "ssim", "auc", "colourfulness", "colourfulness_true"], 1.0)
+    state = {"epoch": 1, "position": 0, "seconds": 60}
+    assert test_script.row(vars(fast), "U-Net", scores, state)["Network"] == "U-Net, fast recipe"
+    assert test_script.row(vars(paper), "U-Net", scores, state)["Network"] == "U-Net"
