@@ -31,7 +31,7 @@ from models.colorization import ColorizationModel, architecture, describe_differ
 from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options
 from training_log import TrainingLog
 from util import atomic
-from util.runlock import RunInUse, RunLock
+from util.runlock import LOCK_NAME, RunInUse, RunLock
 
 
 class TrainingClock:
@@ -165,9 +165,16 @@ def train(opt, strategy=None, watchdog=None):
     strategy = strategy or distribute.one_device()
     watchdog = watchdog or distribute.NoWatchdog()
     run = Path(opt.checkpoints_path)
+    new_folder = not run.exists()
     atomic.writable_folder(run, "run folder (--checkpoints-path)")
-    with RunLock(run):
-        return _train(opt, strategy, run, watchdog)
+    try:
+        with RunLock(run):
+            return _train(opt, strategy, run, watchdog)
+    except BaseException:
+        if new_folder and [p.name for p in run.iterdir()] == [LOCK_NAME]:  # failed before writing anything
+            (run / LOCK_NAME).unlink()
+            run.rmdir()
+        raise
 
 
 def _train(opt, strategy, run, watchdog):

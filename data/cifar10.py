@@ -92,15 +92,20 @@ def _download(archive: Path):
     """Download CIFAR10_URL to archive via a .part file, checking CIFAR10_MD5; nothing left on failure."""
     where = archive.parent
     part = archive.with_name(archive.name + ".part")
+    created = [d for d in (where, *where.parents) if not d.exists()]  # removed again on failure
     try:
         where.mkdir(parents=True, exist_ok=True)
         md5 = _fetch(CIFAR10_URL, part)
-    except (OSError, ValueError, http.client.HTTPException) as e:  # URLError is an OSError
+    except BaseException as e:  # e.g. no network, Ctrl-C: leave no partial file, no new folder
         part.unlink(missing_ok=True)
-        raise DatasetError(f"CIFAR-10 not found in {where} and the download failed ({e}): "
-                           f"put {ARCHIVE} or the extracted {FOLDER}/ folder there") from e
-    except BaseException:  # e.g. Ctrl-C: do not leave a partial file behind
-        part.unlink(missing_ok=True)
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        if isinstance(e, (OSError, ValueError, http.client.HTTPException)):  # URLError is an OSError
+            raise DatasetError(f"CIFAR-10 not found in {where} and the download failed ({e}): "
+                               f"put {ARCHIVE} or the extracted {FOLDER}/ folder there") from e
         raise
     if md5 != CIFAR10_MD5:
         part.unlink()

@@ -320,3 +320,23 @@ def test_symlink_loops_in_a_dataset_are_skipped_with_a_warning(tmp_path, caplog)
     with caplog.at_level("WARNING"):
         assert len(list_folder(root, "train")) == 4
     assert "self.jpg: Too many levels of symbolic links" in caplog.text
+
+
+def test_a_missing_dataset_creates_no_folder_and_no_run_folder(tmp_path, capsys, monkeypatch):
+    import urllib.error
+    from data import cifar10
+
+    def offline(url, dest):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(cifar10, "_fetch", offline)
+    assert train.main(["--dataset", "cifar10", "--dataset-path", str(tmp_path / "a" / "cifar"),
+                       "--checkpoints-path", str(tmp_path / "run"), "--no-progress"]) == 1
+    assert "CIFAR-10 not found" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_colorize_size_is_bounded_at_parse_time(capsys):
+    with pytest.raises(SystemExit) as e:
+        colorize.parse_options(["x.jpg", "--checkpoint", "c", "--output", "o", "--size", "100000"])
+    assert e.value.code == 2 and "--size must be between 1 and 8192" in capsys.readouterr().err
