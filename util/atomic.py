@@ -6,13 +6,13 @@ import os
 import re
 from pathlib import Path
 
-# .<target name>.<pid>.tmp
-_TEMPORARY = re.compile(r"^\..+\.\d+\.tmp$")
+# .<target stem>.<pid>.tmp<target suffix>: the suffix kept, for writers that insist on it (Keras)
+_TEMPORARY = re.compile(r"^\..+\.\d+\.tmp(\.[^.]+)?$")
 
 
 def temporary_name(path):
     path = Path(path)
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
 
 
 def _umask():

@@ -1,0 +1,154 @@
+"""Export a checkpoint's generator for use without this project's code.
+
+    python export.py --checkpoint checkpoints/cifar10_gan --output exported/ [--format keras,saved_model,litert]
+
+(ONNX is not written yet: the SavedModel is tf2onnx's usual input, not tried here.)
+
+- `generator.keras`: the U-Net in Keras' own layers (models/plain.py), float32, BatchNorm's moving
+  statistics. In: L* normalised, L / 50 - 1, shape (batch, H, W, 1), H and W multiples of
+  2^(stride-2 layers) (16 for CIFAR-10, 128 for Places365). Out: a*b* / 110 (tanh), (batch, H, W, 2).
+  `keras.models.load_model("generator.keras")` opens it in any Python with Keras 3.
+- `saved_model/`: a TensorFlow SavedModel whose `serving_default` signature takes grey images and
+  returns colour ones: in `grey`, uint8 (batch, H, W, 1) (H, W as above); out `rgb`, uint8
+  (batch, H, W, 3), and `ab`, the network's float32 output. Its Lab conversions are this project's
+  (data/color.py): the same pixels as test.py's sample grids.
+- `generator.tflite` (LiteRT, Keras' Model.export): the network as in generator.keras (input and
+  output as there; resize the interpreter's input tensor to your batch and size).
+
+Each format's output is checked against the checkpoint's before export.py reports success
+(tolerances in TOLERANCE; tests/test_export.py).
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from data import color
+from models import checkpoint as ckpt
+from models.colorization import load_for_inference
+from models.generator import downsampling_factor
+from models.plain import plain_generator_from
+from util import atomic
+
+FORMATS = ("keras", "saved_model", "litert")
+# Largest absolute difference allowed from the checkpoint's own float32 generator on a*b* / 110
+# (float32 everywhere; only the order of operations differs) and on the SavedModel's uint8 RGB.
+TOLERANCE = {"keras": 1e-5, "saved_model": 1e-5, "litert": 1e-4, "rgb_levels": 1}
+
+
+class ExportError(Exception):
+    pass
+
+
+def parse_options(argv=None):
+    p = argparse.ArgumentParser(description="Export a checkpoint's generator (Keras, SavedModel, LiteRT).")
+    p.add_argument("--checkpoint", required=True, help="checkpoint .h5 or run folder (its latest)")
+    p.add_argument("--output", required=True, help="folder to write the exported files into")
+    p.add_argument("--format", default="keras,saved_model",
+                   help=f"comma-separated, of {', '.join(FORMATS)} (default: keras,saved_model)")
+    opt = p.parse_args(argv)
+    opt.formats = [f.strip() for f in opt.format.split(",") if f.strip()]
+    unknown = [f for f in opt.formats if f not in FORMATS]
+    if unknown or not opt.formats:
+        p.error(f"--format: unknown {', '.join(unknown) or '(none given)'}; valid: {', '.join(FORMATS)}")
+    return opt
+
+
+class Colorizer(tf.Module):
+    """The SavedModel: grey uint8 images in, colour uint8 images (and a*b*) out."""
+
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 1], tf.uint8, name="grey")])
+    def serve(self, grey):
+        L, _ = color.rgb_to_model_input(tf.repeat(grey, 3, axis=-1))  # grey: R = G = B
+        ab = tf.cast(self.generator(L, training=False), tf.float32)
+        return {"rgb": color.to_uint8(color.model_output_to_rgb(L, ab)), "ab": ab}
+
+
+def probe_input(size, factor, seed=0):
+    """A few grey test images at a size the network accepts."""
+    size = max(factor, size // factor * factor)
+    return np.random.default_rng(seed).integers(0, 256, (2, size, size, 1), dtype=np.uint8)
+
+
+def check(name, got, want, tolerance):
+    error = float(np.max(np.abs(np.asarray(got, np.float64) - np.asarray(want, np.float64))))
+    if not error <= tolerance:
+        raise ExportError(f"{name}: output differs from the checkpoint's by {error:g} (allowed {tolerance:g})")
+    return error
+
+
+def export(opt):
+    model, options, state = load_for_inference(opt.checkpoint, mixed_precision=False)
+    config = model.config
+    factor = downsampling_factor(config["encoder"])
+    plain = plain_generator_from(model.generator, config["encoder"], config["dropout_layers"])
+    out = atomic.writable_folder(opt.output)
+    grey = probe_input(config["image_size"], factor)
+    L, _ = color.rgb_to_model_input(tf.repeat(grey, 3, axis=-1))
+    want = model.generator(L, training=False).numpy()
+    report = {"checkpoint": str(ckpt.resolve_checkpoint(opt.checkpoint)), "step": state["step"],
+              "model": config["model"], "dataset": options.get("dataset"), "image_size": config["image_size"],
+              "size_multiple": factor, "formats": {}}
+
+    if "keras" in opt.formats:
+        path = out / "generator.keras"
+        atomic.atomic_write(path, lambda tmp: plain.save(str(tmp)), mode=None)
+        report["formats"]["keras"] = {"file": path.name, "max_error": check(
+            "generator.keras", plain(L, training=False).numpy(), want, TOLERANCE["keras"])}
+    if "saved_model" in opt.formats:
+        path = out / "saved_model"
+        module = Colorizer(plain)
+        tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+        served = tf.saved_model.load(str(path)).signatures["serving_default"](grey=tf.constant(grey))
+        expected_rgb = color.to_uint8(color.model_output_to_rgb(L, want)).numpy()
+        report["formats"]["saved_model"] = {"folder": path.name, "max_error": check(
+            "saved_model ab", served["ab"].numpy(), want, TOLERANCE["saved_model"]),
+            "max_rgb_levels": check("saved_model rgb", served["rgb"].numpy(), expected_rgb, TOLERANCE["rgb_levels"])}
+    if "litert" in opt.formats:
+        path = out / "generator.tflite"
+        export_litert(plain, path)
+        got = run_litert(path, L.numpy())
+        report["formats"]["litert"] = {"file": path.name,
+                                       "max_error": check("generator.tflite", got, want, TOLERANCE["litert"])}
+    atomic.write_text(out / "export.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def export_litert(plain, path):
+    """LiteRT through Keras' Model.export: any batch and size (resize the interpreter's input)."""
+    atomic.atomic_write(path, lambda tmp: plain.export(str(tmp), format="litert", verbose=False), mode=None)
+
+
+def run_litert(path, L):
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+    inp, = interpreter.get_input_details()
+    out, = interpreter.get_output_details()
+    interpreter.resize_tensor_input(inp["index"], L.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], L.astype(np.float32))
+    interpreter.invoke()
+    return interpreter.get_tensor(out["index"])
+
+
+def main(argv=None):
+    opt = parse_options(argv)
+    try:
+        report = export(opt)
+    except (ckpt.CheckpointError, atomic.NotWritable, ExportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    for name, info in report["formats"].items():
+        where = info.get("file") or info.get("folder")
+        print(f"{name}: {Path(opt.output) / where} (largest difference from the checkpoint {info['max_error']:.1e})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
