@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from models.generator import build_generator
+from models.plain import plain_generator as plain_keras_generator  # Keras' own layers: what ours must equal
 from models import normalization
 from models.normalization import BatchNormActivation
 
@@ -74,25 +75,6 @@ def test_mixed_precision_keeps_the_input_dtype_and_float32_statistics():
                                    rtol=2e-2, atol=2e-2, err_msg=name)
 
 
-def plain_keras_generator(encoder, dropout_layers, output_channels=2):
-    """The U-Net as Keras' own layers build it (BN, activation and concatenation layers), the
-    reference models/generator.py must equal."""
-    layers = keras.layers
-    inputs = keras.Input((None, None, 1))
-    x, skips = inputs, []
-    for filters, stride in encoder:
-        x = layers.Conv2D(filters, 4, stride, padding="same")(x)
-        x = layers.LeakyReLU(negative_slope=0.2)(layers.BatchNormalization()(x))
-        skips.append(x)
-    for i, (filters, skip) in enumerate(zip([f for f, _ in encoder[:-1]][::-1], skips[-2::-1])):
-        x = layers.Conv2DTranspose(filters, 4, 2, padding="same")(x)
-        x = layers.ReLU()(layers.BatchNormalization()(x))
-        if i < dropout_layers:
-            x = layers.Dropout(0.5)(x)
-        x = layers.Concatenate()([skip, x])
-    return keras.Model(inputs, layers.Conv2D(output_channels, 1, activation="tanh")(x))
-
-
 @pytest.mark.parametrize("graph", ["eager", "tf.function", "xla"])
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
 def test_the_memory_saving_generator_equals_the_plain_keras_one(training, graph):
@@ -128,6 +110,7 @@ MEMORY_PROBE = """
 import sys
 import numpy as np, tensorflow as tf
 from models.generator import build_generator
+from models.plain import plain_generator as plain_keras_generator  # Keras' own layers: what ours must equal
 from tests.test_memory import plain_keras_generator
 encoder = [(32, 1), (32, 2), (64, 2), (64, 2)]
 model = (build_generator if sys.argv[1] == "ours" else plain_keras_generator)(encoder, 1)
