@@ -1,0 +1,359 @@
+"""A web page for a trained model: colorize your photos, and the paper's visual Turing test.
+
+    python serve.py --checkpoint checkpoints/cifar10_gan [--host 127.0.0.1] [--port 8000]
+
+- `/`: drop or pick photos; each comes back colorized at full resolution beside the original, with
+  a link to download the PNG. The same code and the same pixels as `colorize.py` (its PNG bytes).
+- `/turing`: the visual Turing test of the original repository. Test images, real or colorized by
+  the model, one at a time in a fixed seeded order; the viewer answers real or fake; the page
+  reports the fooling rate (colorized images taken for real) with a 95 % Wilson interval. Answers
+  are appended to `turing.csv` in the run folder; entering the same session name resumes.
+
+Bad uploads (not an image, empty, too many bytes or pixels) get a message and the server carries
+on. It listens on 127.0.0.1 unless --host says otherwise.
+"""
+import argparse
+import csv
+import io
+import math
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import colorize
+import evaluation
+from data.datasets import load_source
+from data.errors import DatasetError
+from data.pipeline import eval_batches
+from models import checkpoint as ckpt
+from models.colorization import load_for_inference
+
+TURING_FIELDS = ("session", "index", "truth", "answer", "seconds", "time")
+
+
+def parse_options(argv=None):
+    p = argparse.ArgumentParser(description="Colorize photos in a web page, and run the visual Turing test.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint .h5 or run folder (its latest)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-megabytes", type=float, default=25.0, help="largest upload accepted")
+    p.add_argument("--max-megapixels", type=float, default=50.0, help="largest image accepted")
+    p.add_argument("--turing-images", type=int, default=40, help="images in the Turing test (half colorized)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Turing test's images and order")
+    p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
+                   help="16-bit inference (default: as trained)")
+    opt = p.parse_args(argv)
+    if not 0 < opt.port < 65536:
+        p.error("--port must be between 1 and 65535")
+    if not (opt.max_megabytes > 0 and opt.max_megapixels > 0 and opt.turing_images >= 2):
+        p.error("--max-megabytes and --max-megapixels must be positive, --turing-images at least 2")
+    return opt
+
+
+class BadUpload(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def wilson_interval(k, n, z=1.959964):
+    """95 % interval of a proportion k / n (Wilson score)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+class Colorizer:
+    """The model and colorize.py's photo path, one photo at a time (bounded memory)."""
+
+    def __init__(self, model, max_bytes, max_pixels):
+        self.model, self.max_bytes, self.max_pixels = model, max_bytes, max_pixels
+        self.size = model.config["image_size"]
+        self.lock = threading.Lock()
+
+    def png(self, data, name="upload"):
+        if not data:
+            raise BadUpload(400, f"{name} is empty (0 bytes)")
+        if len(data) > self.max_bytes:
+            raise BadUpload(413, f"{name} is {len(data) / 1e6:.1f} MB, over the limit of {self.max_bytes / 1e6:g} MB")
+        try:
+            with Image.open(io.BytesIO(data)) as probe:  # the header only: no pixels decoded yet
+                width, height = probe.size
+        except Exception:  # Pillow raises many types; all mean "not an image it can read"
+            raise BadUpload(400, f"{name} is not an image (JPEG, PNG, BMP, TIFF, WebP...)") from None
+        if width * height > self.max_pixels:
+            raise BadUpload(413, f"{name} is {width}x{height}, over the limit of {self.max_pixels / 1e6:g} megapixels")
+        try:
+            image = colorize.read_image(io.BytesIO(data))
+        except colorize.FileError as e:
+            raise BadUpload(400, f"{name}: {e}") from None
+        with self.lock:
+            colorized = colorize.colorize_image(self.model, image, self.size)
+        return colorize.png_bytes(np.asarray(colorized))
+
+
+class TuringTest:
+    """Test images, each shown once as itself or as the model colorized it, in a seeded order."""
+
+    def __init__(self, model, options, run_dir, count, seed):
+        self.model, self.options, self.count, self.seed = model, options, count, seed
+        self.csv = Path(run_dir) / "turing.csv"
+        self.lock, self.preparing = threading.Lock(), threading.Lock()
+        self.items = None
+
+    def _prepare(self):
+        with self.preparing:
+            if self.items is None:
+                self.items = self._choose()
+        return self.items
+
+    def _choose(self):
+        from test import stored_dataset_path  # test.py: the checkpoint's data, from any directory
+        source = load_source(self.options["dataset"], stored_dataset_path(self.options, self.csv.parent), "test",
+                             self.options["image_size"])
+        rng = np.random.default_rng(self.seed)
+        chosen = np.sort(rng.choice(len(source), min(self.count, len(source)), replace=False))
+        rgb, L, _ = next(iter(eval_batches(source.subset(chosen), len(chosen))))
+        fakes = evaluation.to_uint8(evaluation.colorize(self.model, L))
+        truth = rng.permutation(np.arange(len(rgb)) % 2 == 0)  # half real, half colorized
+        order = rng.permutation(len(rgb))
+        return [("real", rgb.numpy()[i]) if truth[i] else ("fake", fakes[i]) for i in order]
+
+    def image(self, index):
+        return colorize.png_bytes(self._prepare()[index][1])
+
+    def answers(self, session):
+        if not self.csv.exists():
+            return []
+        with open(self.csv, newline="") as f:
+            return [row for row in csv.DictReader(f) if row.get("session") == session]
+
+    def state(self, session):
+        items, answers = self._prepare(), self.answers(session)
+        done = {int(a["index"]) for a in answers}
+        fakes = [a for a in answers if a["truth"] == "fake"]
+        fooled = sum(a["answer"] == "real" for a in fakes)
+        low, high = wilson_interval(fooled, len(fakes))
+        following = next((i for i in range(len(items)) if i not in done), None)
+        return {"session": session, "total": len(items), "answered": len(done), "next": following,
+                "fakes_seen": len(fakes), "fooled": fooled,
+                "fooling_rate": fooled / len(fakes) if fakes else None, "interval": [low, high],
+                "correct": sum(a["truth"] == a["answer"] for a in answers)}
+
+    def answer(self, session, index, answer, seconds):
+        items = self._prepare()
+        if not 0 <= index < len(items) or answer not in ("real", "fake"):
+            raise BadUpload(400, "an answer is an index of the test and 'real' or 'fake'")
+        with self.lock:
+            if index not in {int(a["index"]) for a in self.answers(session)}:  # each image once
+                new = not self.csv.exists()
+                with open(self.csv, "a", newline="") as f:
+                    writer = csv.DictWriter(f, TURING_FIELDS)
+                    if new:
+                        writer.writeheader()
+                    writer.writerow({"session": session, "index": index, "truth": items[index][0],
+                                     "answer": answer, "seconds": round(seconds, 2),
+                                     "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        return self.state(session)
+
+
+def create_app(checkpoint, max_bytes=25e6, max_pixels=50e6, turing_images=40, seed=0, mixed_precision=None):
+    from fastapi import FastAPI, Form, UploadFile
+    from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+    path = ckpt.resolve_checkpoint(checkpoint)
+    model, options, _ = load_for_inference(path, mixed_precision)
+    colorizer = Colorizer(model, max_bytes, max_pixels)
+    turing = TuringTest(model, options, path.parent, turing_images, seed)
+    app = FastAPI(title="Image colorization")
+
+    @app.middleware("http")
+    async def refuse_large_bodies(request, call_next):  # before the body is read at all
+        length = request.headers.get("content-length", "")
+        if request.url.path == "/api/colorize" and length.isdigit() and int(length) > max_bytes + 1e6:
+            return JSONResponse({"detail": f"the upload is {int(length) / 1e6:.1f} MB, over the limit of "
+                                           f"{max_bytes / 1e6:g} MB"}, status_code=413)
+        return await call_next(request)
+
+    @app.exception_handler(BadUpload)
+    def bad_upload(request, error):
+        return JSONResponse({"detail": str(error)}, status_code=error.status)
+
+    @app.exception_handler(DatasetError)
+    def no_data(request, error):
+        return JSONResponse({"detail": f"the Turing test needs the test images: {error}"}, status_code=503)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index():
+        return PAGE.replace("{{network}}", f"{options['model']} on {options['dataset']}")
+
+    @app.post("/api/colorize")
+    def colorize_upload(file: UploadFile):
+        data = file.file.read(int(max_bytes) + 1)  # never more than the limit in memory
+        png = colorizer.png(data, file.filename or "upload")
+        return Response(png, media_type="image/png")
+
+    @app.get("/turing", response_class=HTMLResponse)
+    def turing_page():
+        return TURING_PAGE
+
+    @app.get("/api/turing/{session}")
+    def turing_state(session: str):
+        return turing.state(session)
+
+    @app.get("/api/turing/image/{index}")
+    def turing_image(index: int):
+        if not 0 <= index < len(turing._prepare()):
+            raise BadUpload(404, "no such image")
+        return Response(turing.image(index), media_type="image/png")
+
+    @app.post("/api/turing/{session}")
+    def turing_answer(session: str, index: int = Form(...), answer: str = Form(...), seconds: float = Form(0.0)):
+        return turing.answer(session, index, answer, seconds)
+
+    return app
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Colorize</title>
+<style>
+body { font-family: sans-serif; margin: 2em; max-width: 1100px; }
+#drop { border: 2px dashed #888; padding: 2em; text-align: center; margin: 1em 0; }
+#drop.over { background: #eef; }
+.result { display: flex; gap: 1em; align-items: flex-start; margin: 1em 0; }
+.result img { max-width: 45%; max-height: 400px; image-rendering: auto; }
+.error { color: #b00; }
+</style></head><body>
+<h1>Colorize your photos</h1>
+<p>Model: {{network}}. Photos are colorized at full resolution; nothing is stored.
+<a href="/turing">Visual Turing test</a></p>
+<div id="drop">Drop photos here, or <input type="file" id="files" multiple accept="image/*"></div>
+<div id="results"></div>
+<script>
+const results = document.getElementById("results");
+async function colorize(file) {
+  const row = document.createElement("div");
+  row.className = "result";
+  row.innerHTML = '<img class="before"><img class="after"><div><div class="name"></div>' +
+                  '<a class="download">Download PNG</a><div class="message"></div></div>';
+  row.querySelector(".name").textContent = file.name;
+  row.querySelector(".before").src = URL.createObjectURL(file);
+  row.querySelector(".download").hidden = true;
+  results.appendChild(row);
+  const body = new FormData();
+  body.append("file", file);
+  const message = row.querySelector(".message");
+  message.textContent = "colorizing...";
+  try {
+    const response = await fetch("/api/colorize", {method: "POST", body});
+    if (!response.ok) {
+      const error = await response.json().catch(() => ({detail: response.statusText}));
+      message.textContent = error.detail;
+      message.className = "message error";
+      row.querySelector(".before").remove();
+      return;
+    }
+    const url = URL.createObjectURL(await response.blob());
+    row.querySelector(".after").src = url;
+    const link = row.querySelector(".download");
+    link.href = url;
+    link.download = file.name.replace(/\\.[^.]*$/, "") + "_colorized.png";
+    link.hidden = false;
+    message.textContent = "done";
+    row.classList.add("done");
+  } catch (e) {
+    message.textContent = "the server did not answer: " + e;
+    message.className = "message error";
+  }
+}
+function colorizeAll(files) { for (const f of files) colorize(f); }
+document.getElementById("files").addEventListener("change", e => colorizeAll(e.target.files));
+const drop = document.getElementById("drop");
+drop.addEventListener("dragover", e => { e.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("over"); colorizeAll(e.dataTransfer.files); });
+</script></body></html>
+"""
+
+TURING_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Visual Turing test</title>
+<style>
+body { font-family: sans-serif; margin: 2em; max-width: 700px; }
+#picture { width: 256px; height: 256px; image-rendering: pixelated; border: 1px solid #ccc; }
+button { font-size: 1.2em; margin: 0.5em; padding: 0.3em 1.2em; }
+</style></head><body>
+<h1>Real or colorized?</h1>
+<p>Each image is either a real colour photo or a grey one the model colorized. Answer for each.
+<a href="/">Colorize photos</a></p>
+<p>Session: <input id="session"> <button id="start">Start or resume</button></p>
+<div id="test" hidden>
+  <p id="progress"></p>
+  <img id="picture" alt="test image"><br>
+  <button id="real">Real</button><button id="fake">Colorized</button>
+</div>
+<p id="result"></p>
+<script>
+let session = null, current = null, shown = 0;
+const $ = id => document.getElementById(id);
+$("session").value = localStorage.getItem("turing-session") || "viewer-" + Math.random().toString(36).slice(2, 8);
+function report(s) {
+  const pct = x => (100 * x).toFixed(1) + " %";
+  $("result").textContent = s.fakes_seen ? `Fooling rate: ${pct(s.fooling_rate)} of ${s.fakes_seen} colorized images ` +
+      `taken for real (95 % interval ${pct(s.interval[0])} - ${pct(s.interval[1])}); ${s.correct} of ${s.answered} answers right.` : "";
+}
+function show(s) {
+  report(s);
+  current = s.next;
+  if (current === null) { $("test").hidden = true; $("progress").textContent = ""; $("result").textContent += " Done, thank you."; return; }
+  $("test").hidden = false;
+  $("progress").textContent = `Image ${s.answered + 1} of ${s.total}`;
+  $("picture").src = "/api/turing/image/" + current;
+  shown = performance.now();
+}
+async function start() {
+  session = $("session").value.trim();
+  localStorage.setItem("turing-session", session);
+  const r = await fetch("/api/turing/" + encodeURIComponent(session));
+  const s = await r.json();
+  if (!r.ok) { $("result").textContent = s.detail; return; }
+  show(s);
+}
+async function answer(value) {
+  if (current === null) return;
+  const body = new FormData();
+  body.append("index", current); body.append("answer", value);
+  body.append("seconds", ((performance.now() - shown) / 1000).toFixed(2));
+  current = null;
+  const r = await fetch("/api/turing/" + encodeURIComponent(session), {method: "POST", body});
+  show(await r.json());
+}
+$("start").onclick = start;
+$("real").onclick = () => answer("real");
+$("fake").onclick = () => answer("fake");
+</script></body></html>
+"""
+
+
+def main(argv=None):
+    opt = parse_options(argv)
+    try:
+        app = create_app(opt.checkpoint, opt.max_megabytes * 1e6, opt.max_megapixels * 1e6, opt.turing_images,
+                         opt.seed, opt.mixed_precision)
+    except ckpt.CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    import uvicorn
+    print(f"Serving on http://{opt.host}:{opt.port}/ (Turing test: /turing); Ctrl-C stops")
+    uvicorn.run(app, host=opt.host, port=opt.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""serve.py: the colorize page and the visual Turing test, through HTTP and in a real browser
+(playwright driving Debian's chromium; those tests skip where no browser is installed)."""
+import concurrent.futures
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import colorize
+import serve
+from tests.conftest import ROOT
+from tests.helpers import image_folder, random_batch, tiny_model, write_images
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DOCS = ROOT / "docs"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny GAN whose checkpoint names a folder dataset with 10 test images."""
+    root = tmp_path_factory.mktemp("serve")
+    images = image_folder(root / "images", train=4, test=10)
+    model = tiny_model("gan")
+    for seed in range(2):
+        model.train_step(*random_batch(seed=seed))
+    path = root / "run" / "step_00000002.h5"
+    model.save(path, {"dataset": "folder", "dataset_path": str(images), "image_size": 16, "batch_size": 4,
+                      "model": "gan"}, {"epoch": 0, "position": 8})
+    return path
+
+
+def png_file(path, size=(30, 20), seed=0):
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint):
+    """serve.py in its own process on 127.0.0.1, as a user starts it."""
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "serve.py", "--checkpoint", str(checkpoint.parent), "--port",
+                                str(port), "--max-megabytes", "1", "--max-megapixels", "0.25",
+                                "--turing-images", "10"], cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    import httpx
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.3)
+        assert process.poll() is None, process.stderr.read()[-2000:]
+    yield url, process
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def post(url, name, data):
+    import httpx
+    return httpx.post(url + "/api/colorize", files={"file": (name, data)}, timeout=120)
+
+
+def colorize_py_png(checkpoint, source, tmp_path):
+    out = tmp_path / "by_colorize_py"
+    assert colorize.main([str(source), "--checkpoint", str(checkpoint), "--output", str(out), "--no-progress"]) == 0
+    return (out / (source.stem + ".png")).read_bytes()
+
+
+def test_an_upload_comes_back_with_colorize_py_s_bytes_and_bad_ones_get_a_message(server, checkpoint, tmp_path):
+    url, process = server
+    photo = png_file(tmp_path / "photo.png")
+    response = post(url, "photo.png", photo.read_bytes())
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.content == colorize_py_png(checkpoint, photo, tmp_path)
+    cases = [("notes.txt", b"hello", 400, "not an image"), ("empty.png", b"", 400, "empty"),
+             ("big.png", bytes(1_200_000), 413, "over the limit of 1 MB")]
+    big = io.BytesIO()
+    Image.new("L", (1000, 1000)).save(big, "PNG")  # a few kB, a megapixel: over --max-megapixels 0.25
+    cases.append(("bomb.png", big.getvalue(), 413, "over the limit of 0.25 megapixels"))
+    for name, data, status, message in cases:
+        response = post(url, name, data)
+        assert response.status_code == status and message in response.json()["detail"], (name, response.text)
+    assert post(url, "photo.png", photo.read_bytes()).status_code == 200  # still serving
+    assert process.poll() is None
+
+
+def rss_megabytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_uploads_all_answer_and_memory_returns(server, tmp_path):
+    url, process = server
+    photos = [png_file(tmp_path / f"p{i}.png", size=(300, 200), seed=i).read_bytes() for i in range(20)]
+    post(url, "warm.png", photos[0])
+    before = rss_megabytes(process.pid)
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:  # a bounded client: 20 at once
+        answers = list(pool.map(lambda i: post(url, f"p{i}.png", photos[i]), range(20)))
+    assert [a.status_code for a in answers] == [200] * 20
+    assert all(Image.open(io.BytesIO(a.content)).size == (300, 200) for a in answers)
+    time.sleep(1)
+    after = rss_megabytes(process.pid)
+    assert after < before + 150, (before, after)  # one photo at a time: no growth per upload
+
+
+def test_the_turing_test_records_answers_reports_the_rate_and_resumes(server, checkpoint):
+    import httpx
+    url, _ = server
+    csv_path = checkpoint.parent / "turing.csv"
+    state = httpx.get(url + "/api/turing/alice").json()
+    assert state["total"] == 10 and state["answered"] == 0 and state["next"] == 0
+    for index in range(4):
+        state = httpx.post(url + "/api/turing/alice", data={"index": index, "answer": "real"}).json()
+    rows = [r for r in csv.DictReader(open(csv_path)) if r["session"] == "alice"]
+    assert [int(r["index"]) for r in rows] == [0, 1, 2, 3]
+    fakes = sum(r["truth"] == "fake" for r in rows)
+    assert state["fakes_seen"] == fakes and state["fooled"] == fakes  # every fake was called real
+    assert httpx.get(url + "/api/turing/alice").json()["next"] == 4  # resumed where it stopped
+    again = httpx.post(url + "/api/turing/alice", data={"index": 0, "answer": "fake"}).json()
+    assert again["answered"] == 4  # an image is answered once
+    assert httpx.post(url + "/api/turing/alice", data={"index": 99, "answer": "real"}).status_code == 400
+
+
+def test_the_wilson_interval():
+    low, high = serve.wilson_interval(5, 10)
+    assert abs(low - 0.2366) < 1e-3 and abs(high - 0.7634) < 1e-3
+    assert serve.wilson_interval(0, 0) == (0.0, 1.0)
+
+
+browser = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium)")
+
+
+@pytest.fixture
+def page(server):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        chrome = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chrome.new_page(accept_downloads=True, viewport={"width": 1000, "height": 700})
+        chrome.close()
+
+
+@browser
+@pytest.mark.slow
+def test_in_a_browser_a_photo_is_colorized_and_downloaded_and_a_text_file_gets_a_message(
+        server, page, checkpoint, tmp_path):
+    url, _ = server
+    photo = png_file(tmp_path / "holiday.png", size=(120, 80), seed=3)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    page.goto(url + "/")
+    page.set_input_files("#files", [str(photo)])
+    page.wait_for_selector(".result.done", timeout=60000)
+    with page.expect_download() as download:
+        page.click(".result.done .download")
+    saved = tmp_path / "downloaded.png"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == "holiday_colorized.png"
+    assert saved.read_bytes() == colorize_py_png(checkpoint, photo, tmp_path)
+    page.set_input_files("#files", [str(notes)])
+    page.wait_for_selector(".message.error", timeout=60000)
+    assert "not an image" in page.inner_text(".message.error")
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(tmp_path / "colorize_page.png"), full_page=True)
+    if os.environ.get("COLORGAN_WRITE_SCREENSHOTS"):  # docs/ figures, refreshed on request only
+        shutil.copy(tmp_path / "colorize_page.png", DOCS / "serve_colorize.png")
+
+
+@browser
+@pytest.mark.slow
+def test_in_a_browser_ten_turing_answers_give_the_reported_rate_and_the_csv(server, page, checkpoint, tmp_path):
+    url, _ = server
+    page.goto(url + "/turing")
+    page.fill("#session", "bob")
+    page.click("#start")
+    page.wait_for_selector("#test:not([hidden])")
+    answers = ["real", "fake"] * 5
+    for i, answer in enumerate(answers):
+        page.wait_for_function(f"document.getElementById('progress').textContent.startsWith('Image {i + 1} ')")
+        page.click("#real" if answer == "real" else "#fake")
+    page.wait_for_function("document.getElementById('result').textContent.includes('Done')")
+    rows = [r for r in csv.DictReader(open(checkpoint.parent / "turing.csv")) if r["session"] == "bob"]
+    assert [r["answer"] for r in sorted(rows, key=lambda r: int(r["index"]))] == answers
+    fakes = [r for r in rows if r["truth"] == "fake"]
+    fooled = sum(r["answer"] == "real" for r in fakes)
+    rate = f"{100 * fooled / len(fakes):.1f} %"
+    text = page.inner_text("#result")
+    assert f"Fooling rate: {rate} of {len(fakes)} colorized images" in text
+    page.screenshot(path=str(tmp_path / "turing_page.png"), full_page=True)
+    if os.environ.get("COLORGAN_WRITE_SCREENSHOTS"):
+        shutil.copy(tmp_path / "turing_page.png", DOCS / "serve_turing.png")
