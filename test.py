@@ -11,9 +11,10 @@ from pathlib import Path
 
 import evaluation
 import figures
-from data.datasets import load_source
+from data.datasets import DATASETS, load_source
+from data.image_files import find_images, keep_readable
 from data.errors import DatasetError
-from data.pipeline import fixed_sample
+from data.pipeline import file_source, fixed_sample
 from models import checkpoint as ckpt
 from models.colorization import MIXED_PRECISION_HELP, load_for_inference
 from util import atomic
@@ -30,6 +31,9 @@ def parse_options(argv=None):
     p.add_argument("--checkpoint", action="append", required=True,
                    help="checkpoint .h5 or run folder (repeat to compare models)")
     p.add_argument("--dataset-path", help="overrides the dataset path stored in the checkpoint")
+    p.add_argument("--dataset", choices=sorted(DATASETS),
+                   help="score on another dataset than the checkpoint's (with --dataset-path); folder: every "
+                        "colour photo under --dataset-path, any depth, resized and cropped to the model's size")
     p.add_argument("--output", help="output folder (default: beside the first checkpoint)")
     p.add_argument("--max-images", type=int, help="evaluate only the first N test images")
     p.add_argument("--batch-size", type=int, default=250)
@@ -43,6 +47,8 @@ def parse_options(argv=None):
                         "behind the paper's figures); both: a row for each")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     opt = p.parse_args(argv)
+    if opt.dataset and not opt.dataset_path:
+        p.error("--dataset needs --dataset-path")
     if opt.max_images is not None and opt.max_images <= 0:
         p.error("--max-images must be positive")
     if opt.batch_size <= 0 or opt.acc_thresh <= 0:
@@ -88,12 +94,17 @@ def evaluate_checkpoints(opt):
         if (options["dataset"], options["image_size"]) != (first["dataset"], first["image_size"]):
             raise ckpt.CheckpointError("the checkpoints were trained on different datasets or sizes")
     dataset_path = opt.dataset_path or stored_dataset_path(first, paths[0])
-    source = load_source(first["dataset"], dataset_path, "test", first["image_size"])
+    dataset = opt.dataset or first["dataset"]
+    if opt.dataset == "folder":
+        source = photo_source(dataset_path, first["image_size"])
+    else:
+        source = load_source(dataset, dataset_path, "test", first["image_size"])
     if len(source) == 0:
         raise DatasetError(f"no test images in {dataset_path}")
     limit = opt.max_images
     n = min(limit or len(source), len(source))
-    print(f"Evaluating on {n} test images of {first['dataset']} ({dataset_path})")
+    what = f"the colour photos among {n} images" if opt.dataset == "folder" else f"{n} test images"
+    print(f"Evaluating on {what} of {dataset} ({dataset_path})")
 
     baseline = evaluation.evaluate(None, source, opt.batch_size, limit, progress=opt.progress,
                                    predict=evaluation.no_colour, acc_thresh=opt.acc_thresh)
@@ -109,7 +120,19 @@ def evaluate_checkpoints(opt):
             rows.append(row(options, NETWORK_NAMES[options["model"]], scores, state, protocol))
             rows[-1]["Checkpoint"] = str(path)
             rows[-1]["Step"] = state["step"]
+    for r in rows:
+        r["Dataset"] = dataset
     return paths, loaded, source, rows, baseline
+
+
+def photo_source(folder, image_size):
+    """Every readable image under `folder` (any depth), grey ones dropped: your own test photos."""
+    if not Path(folder).is_dir():
+        raise DatasetError(f"photo folder {folder} not found")
+    paths, _ = keep_readable(find_images(folder))
+    if not paths:
+        raise DatasetError(f"no images in {folder}")
+    return file_source(paths, image_size, drop_grayscale=True)
 
 
 def stored_dataset_path(options, checkpoint):

@@ -185,3 +185,24 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_good_checkpoints(imag
     for path in run_dir.glob("step_*.h5"):
         with h5py.File(path) as f:
             assert all(np.isfinite(f["generator"][k][()]).all() for k in f["generator"]), path.name
+
+
+def test_test_py_scores_a_checkpoint_on_a_folder_of_your_own_photos(tmp_path, capsys):
+    from PIL import Image
+    from tests.helpers import random_batch, tiny_model, write_images
+    model = tiny_model("unet")
+    model.train_step(*random_batch())
+    path = tmp_path / "run" / "step_00000001.h5"
+    model.save(path, {"dataset": "cifar10", "dataset_path": "/nowhere", "image_size": 16, "batch_size": 4,
+                      "model": "unet"}, {"epoch": 0, "position": 4})
+    photos = write_images(tmp_path / "photos" / "2019", 3, size=(40, 50))  # any depth, any size
+    write_images(tmp_path / "photos", 2, size=(30, 30), seed=4, ext="jpg")
+    Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(photos / "grey.png")  # not scored
+    assert test_script.main(["--checkpoint", str(path), "--dataset", "folder", "--dataset-path",
+                             str(tmp_path / "photos"), "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "Evaluating on the colour photos among 6 images of folder" in out  # the grey one is dropped
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {r["Dataset"] for r in rows} == {"folder"} and len(rows) == 2
+    with pytest.raises(SystemExit):
+        test_script.parse_options(["--checkpoint", str(path), "--dataset", "folder"])  # needs --dataset-path
