@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-# name -> (what changes, train.py options); "paper" is the recipe of REFERENCE.md as train.py's
+# name -> (what changes, train.py options); "paper" is the recipe of docs/recipe.md as train.py's
 # defaults give it, and every other row changes one thing.
 ROWS = {
     "paper": ("the paper's recipe (reference initialiser)", []),

@@ -4,7 +4,7 @@ Every function takes a batch shaped (N, H, W, 3) and returns an array of shape (
 can be scored batch by batch and averaged at the end (all images of a set share one size, so the
 mean of per-image values equals the pixel-level mean for accuracy, MAE, AuC and MSE).
 
-Conventions (REFERENCE.md, "Evaluation"):
+Conventions (docs/recipe.md, "Evaluation"):
 - Lab is absolute CIE L*a*b* as skimage.color.rgb2lab gives it (L in [0, 100], a, b in about
   [-110, 110]); RGB is on the 0-255 scale, uint8 or float.
 - PSNR is per image here. The dataset figure quoted in datasets/cifar10/README.md (21.96 dB for the

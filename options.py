@@ -14,7 +14,7 @@ from models.colorization import MODELS
 from models.generator import PRESETS, downsampling_factor, folder_preset, valid_sizes_near
 
 # Reference README: CIFAR-10 at batch 128 for 200 epochs with flips, Places365 at batch 16 for 10
-# epochs with label smoothing; decay steps 1e4 and 5e5 (REFERENCE.md, "Losses and schedule").
+# epochs with label smoothing; decay steps 1e4 and 5e5 (docs/recipe.md, "Losses and schedule").
 DATASET_PRESETS = {
     "cifar10": dict(image_size=32, batch_size=128, epochs=200, lr_decay_steps=1e4, augment=True,
                     label_smoothing=False, sample_interval=500),

@@ -1,7 +1,7 @@
 """sRGB <-> CIE L*a*b* (D65, 2 degree observer) in TensorFlow, matching skimage.color.
 
 The networks work on normalised Lab: L/50 - 1 in [-1, 1] goes in, a/110 and b/110 come out
-(REFERENCE.md, "Colour"). Everything here is vectorised TF so it runs inside tf.data maps and
+(docs/recipe.md, "Colour"). Everything here is vectorised TF so it runs inside tf.data maps and
 tf.functions, on any batch shape (..., 3).
 """
 import numpy as np

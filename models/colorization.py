@@ -2,7 +2,7 @@
 step and checkpoint I/O.
 
 `model="gan"` is the paper's conditional GAN; `model="unet"` is its CNN baseline, the same
-generator trained with the L1 term alone.  All numbers come from REFERENCE.md ("Losses and
+generator trained with the L1 term alone.  All numbers come from docs/recipe.md ("Losses and
 schedule").
 """
 import keras

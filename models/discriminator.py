@@ -1,4 +1,4 @@
-"""The 70x70 PatchGAN discriminator (REFERENCE.md, "Discriminator"): [L, a*b*] in, patch logits out."""
+"""The 70x70 PatchGAN discriminator (docs/recipe.md, "Discriminator"): [L, a*b*] in, patch logits out."""
 import keras
 from keras import layers
 

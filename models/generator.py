@@ -1,4 +1,4 @@
-"""The U-Net generator of Nazeri et al. (REFERENCE.md, "Generator"): L in, a*b* out.
+"""The U-Net generator of Nazeri et al. (docs/recipe.md, "Generator"): L in, a*b* out.
 
 Every layer uses 4x4 kernels and 'same' padding, so the network is fully convolutional: it is
 built with unknown height and width and takes any size that is a multiple of 2**(number of

@@ -27,7 +27,7 @@ def convolution_kernels(model):
 @pytest.mark.parametrize("initializer", ["reference", "glorot"])
 def test_every_kernel_has_the_reference_initialisers_spread(initializer):
     # VarianceScaling(1.0, fan_in, truncated normal): standard deviation sqrt(1 / fan_in), no value
-    # beyond two standard deviations of the untruncated normal (reference code; REFERENCE.md).
+    # beyond two standard deviations of the untruncated normal (reference code; docs/recipe.md).
     # Keras' fan_in is kernel height x width x shape[-2], for transposed convolutions as in TF1.
     keras.utils.set_random_seed(0)
     preset = PRESETS["cifar10"]
