@@ -98,7 +98,8 @@ def evaluate_checkpoints(opt):
     if opt.dataset == "folder":
         source = photo_source(dataset_path, first["image_size"])
     else:
-        source = load_source(dataset, dataset_path, "test", first["image_size"])
+        source = load_source(dataset, dataset_path, "test", first["image_size"],
+                             test_fraction=None if opt.dataset else first.get("test_fraction"))
     if len(source) == 0:
         raise DatasetError(f"no test images in {dataset_path}")
     limit = opt.max_images

@@ -186,8 +186,10 @@ def _train(opt, strategy, run, watchdog):
     latest = newest_readable(candidates)
     if latest:
         check_resumable(latest, opt)
-    train_source = load_source(opt.dataset, opt.dataset_path, "train", opt.image_size, download=True)
-    test_source = load_source(opt.dataset, opt.dataset_path, "test", opt.image_size)
+    train_source = load_source(opt.dataset, opt.dataset_path, "train", opt.image_size, download=True,
+                               test_fraction=opt.test_fraction)
+    test_source = load_source(opt.dataset, opt.dataset_path, "test", opt.image_size,
+                              test_fraction=opt.test_fraction)
     steps_per_epoch = len(train_source) // opt.batch_size
     if steps_per_epoch == 0:
         raise DatasetError(f"{len(train_source)} training images is less than one batch of {opt.batch_size}")

@@ -10,10 +10,11 @@ from data.image_files import IMAGE_EXTENSIONS, find_images, keep_readable
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
+DEFAULT_TEST_FRACTION = 0.1
 _EXTENSIONS = ", ".join(IMAGE_EXTENSIONS)
 
 
-def list_folder(root, split="train", test_fraction=0.1) -> list[str]:
+def list_folder(root, split="train", test_fraction=DEFAULT_TEST_FRACTION) -> list[str]:
     """Sorted absolute paths of the split's images ("train" or "test") under root, any depth.
 
     With root/train/, train is its images and test those of root/test/ (else root/val/).

@@ -340,3 +340,12 @@ def test_colorize_size_is_bounded_at_parse_time(capsys):
     with pytest.raises(SystemExit) as e:
         colorize.parse_options(["x.jpg", "--checkpoint", "c", "--output", "o", "--size", "100000"])
     assert e.value.code == 2 and "--size must be between 1 and 8192" in capsys.readouterr().err
+
+
+def test_test_fraction_reaches_the_folder_reader(tmp_path):
+    from data.datasets import load_source
+    flat = write_images(tmp_path / "flat", 40)
+    sizes = {f: (len(load_source("folder", flat, "train", 16, test_fraction=f)),
+                 len(load_source("folder", flat, "test", 16, test_fraction=f))) for f in (0.1, 0.5)}
+    assert all(train + test == 40 for train, test in sizes.values())
+    assert sizes[0.5][1] > sizes[0.1][1] + 8  # about 20 held out against about 4
