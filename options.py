@@ -11,6 +11,7 @@ from pathlib import Path
 from data.datasets import DATASETS
 from distribute import STRATEGIES, check_tf_config
 from models.colorization import MODELS
+from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, IMPLEMENTATIONS
 from models.generator import PRESETS, downsampling_factor, folder_preset, valid_sizes_near
 
 # Reference README: CIFAR-10 at batch 128 for 200 epochs with flips, Places365 at batch 16 for 10
@@ -58,6 +59,12 @@ def build_parser():
     a("--init", default="reference", choices=["reference", "glorot"],
       help="kernel initializer: the reference code's VarianceScaling(1, fan_in, truncated normal), "
            "or Keras' default Glorot uniform")
+    a("--generator", default="unet", choices=list(GENERATORS), help="generator network (models/registry.py)")
+    a("--discriminator", default="patchgan", choices=list(DISCRIMINATORS),
+      help="discriminator network (models/registry.py)")
+    a("--implementation", default=DEFAULT_IMPLEMENTATION, choices=IMPLEMENTATIONS,
+      help="lowmem: the memory-saving layers; plain: Keras' own layers. Same variables and maths: "
+           "a checkpoint resumes and loads in either")
     a("--recipe", default="paper", choices=list(RECIPES),
       help="paper: the paper's training recipe; fast: the changes that made learning faster in "
            "docs/time_to_quality.md (" + "; ".join(f"--{k.replace('_', '-')} {v}" for k, v in RECIPES["fast"].items())

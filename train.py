@@ -89,13 +89,13 @@ class StopRequest:
 def build_model(opt, strategy=None):
     preset = generator_preset(opt.dataset, opt.image_size)
     config = architecture(opt.model, preset["encoder"], preset["dropout_layers"], opt.image_size,
-                          opt.mixed_precision)
+                          opt.mixed_precision, opt.generator, opt.discriminator)
     return ColorizationModel(config, lr=opt.lr, lr_decay_rate=opt.lr_decay_rate,
                              lr_decay_steps=opt.lr_decay_steps, beta1=opt.beta1,
                              l1_weight=opt.l1_weight, label_smoothing=opt.label_smoothing,
                              global_batch_size=opt.batch_size, strategy=strategy, sync_bn=opt.sync_bn,
                              jit_compile=opt.xla, initializer=opt.init,
-                             dropout=opt.dropout, zero_head=opt.zero_head)
+                             dropout=opt.dropout, zero_head=opt.zero_head, implementation=opt.implementation)
 
 
 def check_resumable(latest, opt, announce=True):

@@ -77,6 +77,7 @@ def read_metadata(path):
         except (KeyError, ValueError, TypeError, OSError) as e:
             raise DamagedCheckpoint(f"{path} is damaged: unreadable metadata ({e})") from None
     check_config(config, path)
+    config = {"generator": "unet", "discriminator": "patchgan", **config}  # named since 2026-12
     if not (isinstance(options, dict) and isinstance(state, dict) and isinstance(state.get("step"), int)
             and state["step"] >= 0):
         raise DamagedCheckpoint(f"{path} is damaged: its options or state are not what this project writes")
@@ -104,6 +105,11 @@ def check_config(config, path="checkpoint"):
         raise bad(f"image_size {size!r} is not 1..{MAX_IMAGE_SIZE}")
     if config.get("model") not in ("gan", "unet") or not isinstance(config.get("mixed_precision"), bool):
         raise bad("model or mixed_precision")
+    from models.registry import DISCRIMINATORS, GENERATORS
+    for key, registry in (("generator", GENERATORS), ("discriminator", DISCRIMINATORS)):
+        if key in config and config[key] not in registry:
+            raise CheckpointError(f"{path} needs the {key} {config[key]!r}, which this code does not have "
+                                  f"(models/registry.py: {', '.join(registry)})")
 
 
 def restore_variables(path, variable_groups):

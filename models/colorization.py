@@ -9,9 +9,8 @@ import keras
 import tensorflow as tf
 
 from models import checkpoint as ckpt
-from models.discriminator import build_discriminator
-from models.generator import build_generator
 from models.normalization import set_inference_statistics
+from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, builder
 
 MODELS = ("gan", "unet")
 MIN_LEARNING_RATE = 1e-6  # reference code: the decayed rate is floored here
@@ -21,19 +20,21 @@ MIXED_PRECISION_HELP = ("run the generator in bfloat16 (CPUs; fast with AVX-512 
                         "--no-mixed-precision: float32 (default: the precision it was trained in)")
 
 
-def architecture(model, encoder, dropout_layers, image_size, mixed_precision=False):
+def architecture(model, encoder, dropout_layers, image_size, mixed_precision=False, generator="unet",
+                 discriminator="patchgan"):
     """The part of a run's options that fixes the variables; stored in every checkpoint."""
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; valid models: {', '.join(MODELS)}")
-    return {"model": model, "encoder": [list(layer) for layer in encoder],
-            "dropout_layers": dropout_layers, "image_size": image_size,
-            "mixed_precision": bool(mixed_precision)}
+    return {"model": model, "generator": generator, "discriminator": discriminator,
+            "encoder": [list(layer) for layer in encoder], "dropout_layers": dropout_layers,
+            "image_size": image_size, "mixed_precision": bool(mixed_precision)}
 
 
 class ColorizationModel:
     def __init__(self, config, lr=3e-4, lr_decay_rate=0.1, lr_decay_steps=1e4, beta1=0.0,
                  l1_weight=100.0, label_smoothing=False, global_batch_size=1, strategy=None, sync_bn=False,
-                 jit_compile=False, initializer="reference", dropout=0.5, zero_head=False):
+                 jit_compile=False, initializer="reference", dropout=0.5, zero_head=False,
+                 implementation=DEFAULT_IMPLEMENTATION):
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_gan = config["model"] == "gan"
@@ -45,11 +46,14 @@ class ColorizationModel:
         policy = mixed_precision_policy() if config["mixed_precision"] else None
         with self.strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            # sync_bn is a runtime choice like the strategy, not part of `config`: same variables.
+            # The networks by name (models/registry.py); sync_bn and the implementation are runtime
+            # choices like the strategy, not part of `config`: the same variables either way.
+            build_generator = builder(GENERATORS, config.get("generator", "unet"), implementation)
             self.generator = build_generator(config["encoder"], config["dropout_layers"],
                                              dtype=policy, sync_bn=sync_bn, initializer=initializer,
                                              dropout=dropout, zero_head=zero_head)
             self.g_optimizer = self._adam(1.0, beta1, policy)
+            build_discriminator = builder(DISCRIMINATORS, config.get("discriminator", "patchgan"), implementation)
             self.discriminator = build_discriminator(dtype=policy, sync_bn=sync_bn, initializer=initializer) if self.is_gan else None
             self.d_optimizer = self._adam(D_LR_FACTOR, beta1, policy) if self.is_gan else None
             # Optimizer slots exist before the first step, so a checkpoint can be restored into them.

@@ -1,10 +1,11 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from data import color
 from models import checkpoint as ckpt
-from models.colorization import load_for_inference
+from models.colorization import ColorizationModel, architecture, load_for_inference
 from models.discriminator import build_discriminator
 from models.generator import PRESETS, build_generator, folder_preset
 from tests.helpers import colouring_task, random_batch, tiny_model
@@ -177,3 +178,61 @@ def test_inference_precision_can_differ_from_the_training_precision(tmp_path, tr
     # bfloat16 keeps 8 bits of mantissa: the colours agree to about a percent of their range.
     difference = np.abs(runs[False] - runs[True])
     assert 0 < difference.mean() < 0.01 and difference.max() < 0.1, (difference.mean(), difference.max())
+
+
+@pytest.mark.parametrize("policy", [None, "mixed_bfloat16"])
+def test_the_plain_and_memory_saving_networks_have_the_same_variables_and_outputs(policy):
+    from models import registry
+    from tests.helpers import TINY_ENCODER
+    keras.utils.set_random_seed(0)
+    pairs = [(registry.GENERATORS["unet"], (TINY_ENCODER, 1), {"dropout": 0.3, "zero_head": False}),
+             (registry.DISCRIMINATORS["patchgan"], (), {})]
+    L = tf.random.uniform((2, 16, 16, 1), -1, 1, seed=2)
+    ab = tf.random.uniform((2, 16, 16, 2), -0.3, 0.3, seed=3)
+    for versions, args, kwargs in pairs:
+        lowmem = versions["lowmem"](*args, dtype=policy, **kwargs)
+        plain = versions["plain"](*args, dtype=policy, **kwargs)
+        assert [(tuple(v.shape), v.dtype) for v in lowmem.variables] == [(tuple(v.shape), v.dtype) for v in plain.variables]
+        for a, b in zip(lowmem.variables, plain.variables):
+            b.assign(a)
+        inputs = L if len(lowmem.inputs) == 1 else [L, ab]
+        # training mode too where no dropout draws its masks (the discriminator): batch statistics
+        for training in (False,) if args else (False, True):
+            np.testing.assert_allclose(tf.cast(lowmem(inputs, training=training), tf.float32),
+                                       tf.cast(plain(inputs, training=training), tf.float32),
+                                       atol=2e-2 if policy else 1e-4)
+
+
+def test_a_new_generator_is_one_registry_line_and_trains(monkeypatch, tmp_path):
+    from keras import layers
+    from models import registry
+    from models.checkpoint import read_metadata
+
+    def tiny_generator(encoder, dropout_layers, dtype=None, name="generator", **ignored):
+        inputs = keras.Input((None, None, 1))
+        x = layers.Conv2D(4, 3, padding="same", activation="relu", dtype=dtype)(inputs)
+        return keras.Model(inputs, layers.Conv2D(2, 1, activation="tanh", dtype="float32")(x), name=name)
+
+    monkeypatch.setitem(registry.GENERATORS, "tiny", {"plain": tiny_generator})
+    config = architecture("gan", [(8, 1), (16, 2)], 1, 16, generator="tiny")
+    model = ColorizationModel(config, global_batch_size=4)
+    assert len(model.generator.layers) == 3
+    before = [v.numpy().copy() for v in model.generator.trainable_variables]
+    losses = model.train_step(*random_batch())
+    assert all(np.isfinite(float(v)) for v in losses.values())
+    assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.generator.trainable_variables))
+    model.save(tmp_path / "step_00000001.h5", {}, {"epoch": 0, "position": 4})
+    assert read_metadata(tmp_path / "step_00000001.h5")[0]["generator"] == "tiny"
+
+
+def test_a_checkpoint_of_one_implementation_resumes_in_the_other(tmp_path):
+    config = architecture("gan", [(8, 1), (16, 2), (16, 2)], 1, 16)
+    lowmem = ColorizationModel(config, global_batch_size=4, implementation="lowmem")
+    lowmem.train_step(*random_batch())
+    lowmem.save(tmp_path / "step_00000001.h5", {}, {"epoch": 0, "position": 4})
+    plain = ColorizationModel(config, global_batch_size=4, implementation="plain")
+    plain.restore(tmp_path / "step_00000001.h5")
+    L, _ = random_batch(seed=7)
+    np.testing.assert_allclose(plain.predict_ab(L), lowmem.predict_ab(L), atol=1e-4)
+    plain.train_step(*random_batch(seed=1))
+    assert int(plain.step.numpy()) == 2
