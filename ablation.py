@@ -104,7 +104,7 @@ def markdown(opt, results):
     baseline = results[0]["rows"][0]
     budget = f"{opt.budget_epochs} epochs" if opt.budget_epochs else f"{opt.budget_minutes:g} min"
     lines = [f"{opt.dataset}, {opt.model}, {budget} of training per row"
-             + (", mixed precision" if opt.mixed_precision else "") + f"; test split: all images"
+             + (", mixed precision" if opt.mixed_precision else "") + "; test split: all images"
              + (f" (first {opt.max_images})" if opt.max_images else "") + ".",
              f"No colour: MAE {baseline['MAE']}, accuracy {baseline['Accuracy']} %.", "",
              "| row | change | epochs | hours | MAE (moving / batch BN) | accuracy % (moving / batch BN) | colourfulness (moving) |",

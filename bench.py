@@ -21,24 +21,15 @@ import numpy as np
 import tensorflow as tf
 
 import evaluation
-from data.pipeline import array_source, eval_batches, file_source, train_batches
+from data.pipeline import array_source, file_source, train_batches
 from models.colorization import ColorizationModel, architecture
-from models import convolutions, discriminator, generator
+from models import discriminator
 from models.generator import PRESETS
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("COLORGAN_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 SECTIONS = ("steps", "pipelines", "inference", "loop", "memory")
 PRESET_SHAPES = {"cifar10": (32, 128), "places365": (256, 16)}  # image size, batch (README runs)
-
-
-class _Native:
-    def _fast(self):
-        return False  # always keras.ops.conv / conv_transpose, with TensorFlow's own gradients
-
-
-NATIVE = {"Conv2D": type("NativeConv2D", (_Native, convolutions.Conv2D), {}),
-          "Conv2DTranspose": type("NativeConv2DTranspose", (_Native, convolutions.Conv2DTranspose), {})}
 
 
 def cpu_description():
@@ -61,24 +52,16 @@ def timed(fn, repeats):
     return (time.perf_counter() - start) / repeats
 
 
-def bare_step(preset, kind, mixed, steps, batch, xla=False, keras_convolutions=False):
+def bare_step(preset, kind, mixed, steps, batch, xla=False, implementation="lowmem"):
     """Images/s of the training step, and its trace count.
 
-    keras_convolutions: compute the convolutions with TensorFlow's own kernels and gradients
-    instead of models/convolutions.py's, to measure what the fast gradients buy.
+    implementation: "lowmem" (the memory-saving layers, the default) or "plain" (Keras' own layers,
+    TensorFlow's own convolution kernels and gradients): what the memory-saving layers cost or buy.
     """
     size = PRESET_SHAPES[preset][0]
-    patched = [(generator, "Conv2D"), (generator, "Conv2DTranspose"), (discriminator, "Conv2D")]
-    saved = [getattr(module, name) for module, name in patched]
-    try:
-        if keras_convolutions:
-            for module, name in patched:
-                setattr(module, name, NATIVE[name])
-        model = ColorizationModel(architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"],
-                                              size, mixed), global_batch_size=batch, jit_compile=xla)
-    finally:
-        for (module, name), value in zip(patched, saved):
-            setattr(module, name, value)
+    model = ColorizationModel(architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"],
+                                           size, mixed), global_batch_size=batch, jit_compile=xla,
+                              implementation=implementation)
     rng = np.random.default_rng(0)
     L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
@@ -199,7 +182,8 @@ def colorize_times(tmp, sizes):
     """
     from PIL import Image
 
-    import colorize
+    import photo_io
+    import photos
     model = ColorizationModel(architecture("gan", PRESETS["places365"]["encoder"], 3, 256))
     sources = sorted((SHARED / "places365-sample").rglob("*.jpg")) if SHARED.is_dir() else []
     times = {}
@@ -213,8 +197,8 @@ def colorize_times(tmp, sizes):
         seconds = []
         for _ in range(2):
             start = time.perf_counter()
-            colorized = colorize.colorize_image(model, colorize.read_image(path), 256)
-            colorize.save(colorized, tmp / "out.png", "PNG")
+            colorized = photos.colorize_image(model, photos.read_image(path), 256)
+            photo_io.save(colorized, tmp / "out.png", "PNG")
             seconds.append(time.perf_counter() - start)
         times[f"{width}x{height}"] = seconds
     return times
@@ -296,11 +280,13 @@ def main(argv=None):
         ratio = step_rates[(preset, kind, True)] / step_rates[(preset, kind, False)]
         record(f"mixed / float32 step, {preset} {kind}", f"{ratio:.2f}x", ratio=ratio)
     if not opt.quick and "steps" in sections:
-        for kind in kinds:
-            rate, _ = bare_step("cifar10", kind, False, 1, batches["cifar10"], keras_convolutions=True)
-            ratio = step_rates[("cifar10", kind, False)] / rate
-            record(f"step cifar10 {kind} float32, Keras' own convolutions", f"{rate:.1f} img/s",
-                   f"{ratio:.2f}x with models/convolutions.py", images_per_s=rate, speedup=ratio)
+        for kind, mixed in [(k, m) for k in kinds for m in (False, True)]:
+            rate, _ = bare_step("cifar10", kind, mixed, 1, batches["cifar10"], implementation="plain")
+            ratio = step_rates[("cifar10", kind, mixed)] / rate
+            share = rate * step_gflops("cifar10", kind) / peaks[mixed]
+            record(f"step cifar10 {kind} {'mixed' if mixed else 'float32'} --implementation plain",
+                   f"{rate:.1f} img/s", f"Keras' own layers; the memory-saving ones are {ratio:.2f}x this; "
+                   f"{share:.0%} of the peak", images_per_s=rate, lowmem_speedup=ratio, share_of_peak=share)
         rate, traces = bare_step("cifar10", "gan", False, steps, batches["cifar10"], xla=True)
         ratio = rate / step_rates[("cifar10", "gan", False)]
         record("step cifar10 gan float32 --xla", f"{rate:.1f} img/s", f"{ratio:.2f}x float32 without XLA",

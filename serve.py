@@ -24,8 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-import colorize
 import evaluation
+import photo_io
+import photos
 from data.datasets import load_source
 from data.errors import DatasetError
 from data.pipeline import eval_batches
@@ -91,12 +92,12 @@ class Colorizer:
         if width * height > self.max_pixels:
             raise BadUpload(413, f"{name} is {width}x{height}, over the limit of {self.max_pixels / 1e6:g} megapixels")
         try:
-            image = colorize.read_image(io.BytesIO(data))
-        except colorize.FileError as e:
+            image = photos.read_image(io.BytesIO(data))
+        except photos.FileError as e:
             raise BadUpload(400, f"{name}: {e}") from None
         with self.lock:
-            colorized = colorize.colorize_image(self.model, image, self.size)
-        return colorize.png_bytes(np.asarray(colorized))
+            colorized = photos.colorize_image(self.model, image, self.size)
+        return photo_io.png_bytes(np.asarray(colorized))
 
 
 class TuringTest:
@@ -127,7 +128,7 @@ class TuringTest:
         return [("real", rgb.numpy()[i]) if truth[i] else ("fake", fakes[i]) for i in order]
 
     def image(self, index):
-        return colorize.png_bytes(self._prepare()[index][1])
+        return photo_io.png_bytes(self._prepare()[index][1])
 
     def answers(self, session):
         if not self.csv.exists():

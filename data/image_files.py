@@ -6,7 +6,10 @@ from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# The one list of image file names: colorize.py reads all of them (through Pillow); training and
+# test sets take those tf.io.decode_image decodes (not TIFF).
+PHOTO_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = tuple(e for e in PHOTO_EXTENSIONS if e not in (".tif", ".tiff"))
 
 # BMP has only a 2-byte magic ("BM"); the DIB header size at offset 14 rules out text that starts so.
 _BMP_DIB_SIZES = (12, 40, 52, 56, 64, 108, 124)

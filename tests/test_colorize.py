@@ -9,6 +9,8 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 import colorize
+import photo_io
+import photos
 from data import color
 from models.colorization import ColorizationModel, architecture, load_for_inference
 from models.generator import PRESETS
@@ -51,7 +53,7 @@ def run(capsys, *args):
 @pytest.mark.parametrize("height, width", [(1, 1), (17, 311), (311, 17), (16, 16), (45, 60)])
 def test_output_has_the_input_size_and_keeps_its_lightness(model, height, width):
     rgb = photo(height, width)
-    out = colorize.colorize_image(model, Image.fromarray(rgb), 16)
+    out = photos.colorize_image(model, Image.fromarray(rgb), 16)
     assert out.mode == "RGB" and out.size == (width, height)
     assert np.mean(np.abs(lightness(out) - lightness(rgb))) < 0.5
 
@@ -60,7 +62,7 @@ def test_the_colours_are_the_models_prediction(model):
     # At the network's own size there is no resizing or padding: a*b* must be exactly the model's
     # (up to 8-bit rounding), which catches a wrong normalisation, channel order or transposition.
     rgb = photo(16, 32)
-    out = np.asarray(colorize.colorize_image(model, Image.fromarray(rgb), 16))
+    out = np.asarray(photos.colorize_image(model, Image.fromarray(rgb), 16))
     L = lightness(rgb)[None, :, :, None] / color.L_SCALE - 1
     ab = model.predict_ab(L.astype(np.float32))[0].numpy() * color.AB_SCALE
     assert np.abs(ab).mean() > 1  # the untrained model does colour, so the comparison means something
@@ -69,13 +71,13 @@ def test_the_colours_are_the_models_prediction(model):
 
 def test_colorizing_is_deterministic_inference(model):
     image = Image.fromarray(photo(40, 24))
-    first, second = (np.asarray(colorize.colorize_image(model, image, 16)) for _ in range(2))
+    first, second = (np.asarray(photos.colorize_image(model, image, 16)) for _ in range(2))
     assert np.array_equal(first, second)  # dropout is off
 
 
 def test_size_changes_what_the_network_sees_not_the_output_size(model):
     image = Image.fromarray(photo(48, 64))
-    small, large = (np.asarray(colorize.colorize_image(model, image, s)) for s in (16, 48))
+    small, large = (np.asarray(photos.colorize_image(model, image, s)) for s in (16, 48))
     assert small.shape == large.shape == (48, 64, 3)
     assert not np.array_equal(small, large)
 
@@ -84,11 +86,11 @@ def test_16_bit_grey_keeps_its_full_precision(model):
     grey = (np.arange(64 * 80).reshape(64, 80) * 12 + 5).astype(np.uint16)  # 16-bit steps, 8-bit fools
     image = Image.fromarray(grey)
     assert image.mode == "I;16"
-    pixels, scale, alpha = colorize.split_image(image)
-    L = colorize.lightness(pixels, scale)[..., 0]
+    pixels, scale, alpha = photos.split_image(image)
+    L = photos.lightness(pixels, scale)[..., 0]
     expected = rgb2lab(np.repeat((grey / 65535.0)[..., None], 3, axis=-1))[..., 0]
     assert alpha is None and np.abs(L - expected).max() < 1e-3
-    out = colorize.colorize_image(model, image, 16)
+    out = photos.colorize_image(model, image, 16)
     assert out.mode == "RGB" and out.size == (80, 64)
     # The median, not the mean: this gradient goes down to black, where the untrained model's strong
     # a*b* fall outside sRGB and clipping (as skimage's lab2rgb) moves L*.
@@ -99,7 +101,7 @@ def test_16_bit_grey_keeps_its_full_precision(model):
 def test_every_mode_gives_an_rgb_image_and_keeps_alpha_exactly(model, mode):
     rgba = np.dstack([photo(20, 30), np.random.default_rng(1).integers(0, 256, (20, 30), dtype=np.uint8)])
     image = Image.fromarray(rgba).convert(mode)
-    out = colorize.colorize_image(model, image, 16)
+    out = photos.colorize_image(model, image, 16)
     assert out.size == (30, 20)
     if mode in ("RGBA", "LA"):
         assert out.mode == "RGBA" and np.array_equal(np.asarray(out)[..., 3], rgba[..., 3])
@@ -112,7 +114,7 @@ def test_every_mode_gives_an_rgb_image_and_keeps_alpha_exactly(model, mode):
 def test_a_palette_image_with_a_transparent_colour_keeps_it(model):
     image = Image.fromarray(photo(12, 12)).quantize(8)
     image.info["transparency"] = 0
-    out = colorize.colorize_image(model, image, 16)
+    out = photos.colorize_image(model, image, 16)
     assert out.mode == "RGBA"
     assert np.array_equal(np.asarray(out)[..., 3] == 0, np.asarray(image) == 0)
 
@@ -123,7 +125,7 @@ def test_every_preset_architecture_colorizes_at_its_size():
     for preset, size in (("cifar10", 32), ("places365", 256)):
         config = architecture("gan", PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"], size)
         model = ColorizationModel(config)
-        out = colorize.colorize_image(model, Image.fromarray(photo(300, 17)), size)
+        out = photos.colorize_image(model, Image.fromarray(photo(300, 17)), size)
         assert out.size == (17, 300)
 
 
@@ -199,7 +201,7 @@ def test_output_formats_and_side_by_side(checkpoint, tmp_path, capsys, fmt, pil_
 def test_side_by_side_shows_a_16_bit_input_scaled_to_8_bits(model):
     grey = np.linspace(0, 65535, 20 * 30).reshape(20, 30).astype(np.uint16)
     image = Image.fromarray(grey)
-    pair = np.asarray(colorize.side_by_side(image, colorize.colorize_image(model, image, 16)))
+    pair = np.asarray(photos.side_by_side(image, photos.colorize_image(model, image, 16)))
     assert pair.shape == (20, 60, 3)
     assert np.array_equal(pair[:, :30, 1], np.round(grey / 257).astype(np.uint8))
 
@@ -338,7 +340,7 @@ def test_png_writer_round_trips_bit_for_bit_through_pillow(shape):
     # The larger shapes are deflated in several pieces joined into one stream.
     pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     pixels[: shape[0] // 2] //= 16  # smooth and noisy parts: filtered bytes of every kind
-    image = Image.open(io.BytesIO(colorize.png_bytes(pixels)))
+    image = Image.open(io.BytesIO(photo_io.png_bytes(pixels)))
     image.load()  # checks every chunk's CRC and the zlib checksum
     assert image.format == "PNG" and image.mode == {3: "RGB", 4: "RGBA"}[shape[2]]
     assert np.array_equal(np.asarray(image), pixels)
@@ -349,6 +351,6 @@ def test_table_lightness_equals_the_lab_conversion(channels, dtype, scale):
     pixels = np.random.default_rng(0).integers(0, scale + 1, (40, 50, channels)).astype(dtype)
     rgb = np.broadcast_to(pixels.astype(np.float32) / scale, (40, 50, 3))
     expected = color.rgb_to_lab(rgb).numpy()[..., :1]
-    L = colorize.lightness(pixels, scale)
+    L = photos.lightness(pixels, scale)
     assert L.shape == (40, 50, 1) and L.dtype == np.float32
     assert np.abs(L - expected).max() < 1e-4

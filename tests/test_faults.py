@@ -349,3 +349,14 @@ def test_test_fraction_reaches_the_folder_reader(tmp_path):
                  len(load_source("folder", flat, "test", 16, test_fraction=f))) for f in (0.1, 0.5)}
     assert all(train + test == 40 for train, test in sizes.values())
     assert sizes[0.5][1] > sizes[0.1][1] + 8  # about 20 held out against about 4
+
+
+def test_a_checkpoint_naming_a_network_this_code_lacks_is_one_line(two_checkpoints, tmp_path, capsys):
+    path = tmp_path / "step_00000002.h5"
+    path.write_bytes((two_checkpoints / "step_00000002.h5").read_bytes())
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["config"])
+        f.attrs["config"] = json.dumps({**config, "generator": "transformer"})
+    assert test_script.main(["--checkpoint", str(path), "--output", str(tmp_path / "o"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "needs the generator 'transformer'" in err and len(err.splitlines()) == 1

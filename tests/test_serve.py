@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from PIL import Image
 import colorize
 import serve
 from tests.conftest import ROOT
-from tests.helpers import image_folder, random_batch, tiny_model, write_images
+from tests.helpers import image_folder, random_batch, tiny_model
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DOCS = ROOT / "docs"
