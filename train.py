@@ -197,7 +197,7 @@ def _train(opt, strategy, run, watchdog):
     keras.utils.set_random_seed(opt.seed)
     with watchdog.collective():  # several workers: variables are made and shared together
         model = build_model(opt, strategy)
-    state, latest = restore_intact(model, ckpt.list_checkpoints(run), opt)
+    state, latest = restore_intact(model, candidates, opt)
     if distribute.is_multi_worker(strategy):
         # Only the chief reads the run folder: the other workers take its weights and progress.
         with watchdog.collective():

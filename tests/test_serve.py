@@ -5,7 +5,6 @@ import csv
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from PIL import Image
 import colorize
 import serve
 from tests.conftest import ROOT
+from tests.test_distribute import free_ports
 from tests.helpers import image_folder, random_batch, tiny_model
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -43,16 +43,10 @@ def png_file(path, size=(30, 20), seed=0):
     return path
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(checkpoint):
     """serve.py in its own process on 127.0.0.1, as a user starts it."""
-    port = free_port()
+    port, = free_ports(1)
     process = subprocess.Popen([sys.executable, "serve.py", "--checkpoint", str(checkpoint.parent), "--port",
                                 str(port), "--max-megabytes", "1", "--max-megapixels", "0.25",
                                 "--turing-images", "10"], cwd=ROOT, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
