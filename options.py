@@ -72,6 +72,9 @@ def build_parser():
     a("--zero-head", action=argparse.BooleanOptionalAction,
       help="start the colour head's kernel at zero: the untrained U-Net predicts grey, not noise "
            "(paper recipe: off; fast: on)")
+    a("--init-generator", metavar="CHECKPOINT",
+      help="a new run's generator starts as this run's or checkpoint's (same generator architecture): "
+           "the GAN fine-tunes a trained U-Net. Its training seconds count in this run's clock")
     a("--dropout", type=float, default=0.5,
       help="rate of the decoder's dropout layers (reference: 0.5, though its dropout never ran)")
     a("--seed", type=int, default=0, help="seed of weights, data order and flips")
@@ -109,6 +112,8 @@ def parse_train_options(argv=None):
             setattr(opt, key, value)
     # Absolute, as stored in the checkpoints: test.py finds the data from any working directory.
     opt.dataset_path = os.path.abspath(opt.dataset_path or Path("datasets") / opt.dataset)
+    if opt.init_generator:
+        opt.init_generator = os.path.abspath(opt.init_generator)
     opt.checkpoints_path = opt.checkpoints_path or str(Path("checkpoints") / f"{opt.dataset}_{opt.model}")
     try:
         check_options(opt)

@@ -60,6 +60,8 @@ def row(options, network, scores, state=None, bn_statistics="-"):
     trained = state is not None
     if options.get("recipe", "paper") != "paper" and trained:
         network = f"{network}, {options['recipe']} recipe"
+    if options.get("init_generator") and trained:  # train.py --init-generator: count the pretraining
+        network = f"{network}, G from a {state.get('init_seconds', 0) / 3600:.2f} h run"
     return {"Dataset": options["dataset"], "Network": network, "BatchNorm": bn_statistics,
             "Batch size": options.get("batch_size", "-") if trained else "-",
             "Epochs": epochs_trained(state, options) if trained else "-",

@@ -147,6 +147,24 @@ def restore_intact(model, candidates, opt):
     return {"epoch": 0, "position": 0}, None
 
 
+def warm_start(model, opt):
+    """--init-generator: a new run's generator takes the weights of another run's (a GAN that
+    fine-tunes a trained U-Net). The optimizers and the step start afresh; the training clock starts
+    at the other run's seconds, so that time to quality counts the whole training."""
+    path = ckpt.resolve_checkpoint(opt.init_generator)
+    config, _, state = ckpt.read_metadata(path)
+    generator_only = ("model", "discriminator", "mixed_precision")  # the generator's variables are float32 anyway
+    theirs, mine = ({k: v for k, v in c.items() if k not in generator_only} for c in (config, model.config))
+    if theirs != mine:
+        raise ckpt.CheckpointError(f"--init-generator {path} has another generator "
+                                   f"({describe_difference(theirs, mine)})")
+    ckpt.restore_variables(path, {"generator": model.generator.variables})
+    opt.init_generator = str(path.resolve())
+    seconds = state.get("seconds", 0.0)
+    print(f"Generator initialised from {path} (step {state['step']}, {seconds / 3600:.2f} h of training)")
+    return {"epoch": 0, "position": 0, "seconds": seconds, "init_seconds": seconds}
+
+
 def save_samples(model, batch, path):
     rgb, L, _ = batch
     colorized = evaluation.to_uint8(evaluation.colorize(model, L))
@@ -198,6 +216,8 @@ def _train(opt, strategy, run, watchdog):
     with watchdog.collective():  # several workers: variables are made and shared together
         model = build_model(opt, strategy)
     state, latest = restore_intact(model, candidates, opt)
+    if latest is None and opt.init_generator:
+        state = warm_start(model, opt)
     if distribute.is_multi_worker(strategy):
         # Only the chief reads the run folder: the other workers take its weights and progress.
         with watchdog.collective():
@@ -228,7 +248,7 @@ def _train(opt, strategy, run, watchdog):
                                    f"checkpoint is kept; resume from it with a lower --lr")
         try:
             model.save(run / ckpt.checkpoint_name(step), options,
-                       {"epoch": epoch, "position": position, "seconds": clock.seconds()})
+                       {"epoch": epoch, "position": position, "seconds": clock.seconds(), **warm})
         except OSError as e:  # a full disk, a folder made read-only: the last checkpoint is intact
             raise ckpt.CheckpointError(f"cannot save {run / ckpt.checkpoint_name(step)} "
                                        f"({e.strerror or e}); the last checkpoint is kept") from None
@@ -240,6 +260,7 @@ def _train(opt, strategy, run, watchdog):
         evaluated.add(step)
 
     clock, evaluated, pending = TrainingClock(state.get("seconds", 0.0)), set(), []
+    warm = {"init_seconds": state["init_seconds"]} if "init_seconds" in state else {}  # --init-generator
     over_budget = (lambda: clock.seconds() >= 3600 * opt.max_hours) if opt.max_hours else (lambda: False)
     while epoch < opt.epochs and not done(step, opt, stop):
         bar = tqdm(total=steps_per_epoch * opt.batch_size, initial=position // opt.batch_size * opt.batch_size,

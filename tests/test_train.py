@@ -32,6 +32,13 @@ def generator_weights(path):
         return [f["generator"][k][()] for k in sorted(f["generator"])]
 
 
+def trainable(path):
+    """The generator's kernels, biases and BatchNorm scales by path (not its running statistics)."""
+    with h5py.File(path) as f:
+        return {v.attrs["path"]: v[()] for v in f["generator"].values()
+                if v.attrs["path"].rsplit("/", 1)[-1] in ("kernel", "bias", "gamma", "beta")}
+
+
 @pytest.mark.slow
 def test_a_stopped_and_resumed_run_ends_like_an_uninterrupted_one(images, tmp_path, capsys):
     assert run(images, tmp_path / "straight", "--max-steps", "7") == 0
@@ -206,3 +213,39 @@ def test_test_py_scores_a_checkpoint_on_a_folder_of_your_own_photos(tmp_path, ca
     assert {r["Dataset"] for r in rows} == {"folder"} and len(rows) == 2
     with pytest.raises(SystemExit):
         test_script.parse_options(["--checkpoint", str(path), "--dataset", "folder"])  # needs --dataset-path
+
+
+def test_a_gan_warm_started_from_a_unet_begins_with_its_generator_and_counts_its_hours(images, tmp_path, capsys):
+    unet, gan = tmp_path / "unet", tmp_path / "gan"
+    assert run(images, unet, "--model", "unet", "--seed", "1", "--max-steps", "2") == 0
+    unet_seconds = ckpt.read_metadata(unet / "step_00000002.h5")[2]["seconds"]
+    # At a learning rate of 1e-7 one GAN step (two G updates) moves no weight by more than ~2e-7,
+    # where a generator initialised afresh (seed 0, not 1) differs from the U-Net's by far more.
+    assert run(images, gan, "--init-generator", str(unet), "--lr", "1e-7", "--max-steps", "1") == 0
+    assert "Generator initialised from" in capsys.readouterr().out
+    u_weights, g_weights = (trainable(run_dir / name) for run_dir, name in ((unet, "step_00000002.h5"),
+                                                                              (gan, "step_00000001.h5")))
+    assert u_weights.keys() == g_weights.keys() and len(u_weights) > 10
+    assert max(np.max(np.abs(u_weights[k] - g_weights[k])) for k in u_weights) < 1e-5
+    config, options, state = ckpt.read_metadata(gan / "step_00000001.h5")
+    assert config["model"] == "gan" and state["step"] == 1
+    assert state["init_seconds"] == unet_seconds and state["seconds"] > unet_seconds
+    assert options["init_generator"] == str((unet / "step_00000002.h5").resolve())
+    first_eval = (gan / "eval.csv").read_text().splitlines()[1].split(",")
+    assert float(first_eval[2]) >= round(unet_seconds, 1)  # time to quality includes the U-Net's training
+    # Resuming the warm-started run keeps its origin in every checkpoint.
+    assert run(images, gan, "--init-generator", str(unet), "--lr", "1e-7", "--max-steps", "2") == 0
+    assert ckpt.read_metadata(gan / "step_00000002.h5")[2]["init_seconds"] == unet_seconds
+    assert "G from a 0.00 h run" in test_script.row(options, "GAN", {k: 0.0 for k in (
+        "mae", "accuracy", "psnr", "ssim", "auc", "colourfulness", "colourfulness_true")}, state)["Network"]
+
+
+def test_warm_starting_from_another_generator_is_one_line_and_leaves_no_run(images, tmp_path, capsys):
+    assert run(images, tmp_path / "unet", "--model", "unet", "--max-steps", "1") == 0
+    assert train.main([*TINY, "--image-size", "32", "--dataset-path", str(images), "--checkpoints-path",
+                       str(tmp_path / "gan"), "--init-generator", str(tmp_path / "unet")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has another generator" in err[0] and "image_size is 16" in err[0], err
+    assert not (tmp_path / "gan").exists()
+    assert run(images, tmp_path / "gan", "--init-generator", str(tmp_path / "nothing")) == 1
+    assert "nothing" in capsys.readouterr().err
