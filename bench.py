@@ -24,7 +24,7 @@ import evaluation
 from data.pipeline import array_source, file_source, train_batches
 from models.colorization import ColorizationModel, architecture
 from models import discriminator
-from models.generator import PRESETS
+from models.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("COLORGAN_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))

@@ -7,41 +7,24 @@ The network sees each photo at the scale it was trained at (shorter side --size,
 checkpoint's image size) and predicts a*b*; those colours are resized back to the full photo and
 joined with the photo's own full-resolution lightness, so the output keeps every detail of the input.
 """
-import argparse
 import sys
 from collections import Counter
 from pathlib import Path
 
-from tqdm import tqdm
+from options import parse_colorize_options
+
+if __name__ == "__main__":
+    parse_colorize_options()  # --help and bad options answer before TensorFlow is imported
+
+from tqdm import tqdm  # noqa: E402
 
 from data.image_files import PHOTO_EXTENSIONS
 from models import checkpoint as ckpt
-from models.colorization import MIXED_PRECISION_HELP, load_for_inference
+from models.colorization import load_for_inference
 from photo_io import FORMATS, save
 from photos import FileError, colorize_image, read_image, side_by_side
 
-MAX_SIZE = 8192  # --size: the network's input at 8192 px already takes tens of gigabytes
-
-
-
-def parse_options(argv=None):
-    p = argparse.ArgumentParser(description="Colorize photos at full resolution with a checkpoint.")
-    p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) or glob patterns")
-    p.add_argument("--checkpoint", required=True, help="checkpoint .h5 or run folder (its latest)")
-    p.add_argument("--output", required=True, help="output folder (mirrors the input folders)")
-    p.add_argument("--size", type=int,
-                   help="shorter side the network sees (default: the image size it was trained at)")
-    p.add_argument("--format", default="png", choices=FORMATS, help="output format (default png)")
-    p.add_argument("--side-by-side", action="store_true",
-                   help="also write <name>_side_by_side: [input | colorized]")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
-    p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
-                   help=MIXED_PRECISION_HELP)
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    opt = p.parse_args(argv)
-    if opt.size is not None and not 0 < opt.size <= MAX_SIZE:
-        p.error(f"--size must be between 1 and {MAX_SIZE} pixels")
-    return opt
+parse_options = parse_colorize_options
 
 
 # ------------------------------------------------------------------------------------ the files

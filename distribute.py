@@ -5,7 +5,6 @@ the losses are averaged over the whole batch and BatchNorm may average its stati
 replicas (`--sync-bn`).  Only the chief worker writes checkpoints, logs and samples.
 """
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -13,6 +12,8 @@ import sys
 from pathlib import Path
 
 import tensorflow as tf
+
+from util.cluster import STRATEGY_NAMES, check_tf_config
 
 # Testing aid: split the CPU into this many logical devices, so `mirrored` can be tried on a
 # machine without GPUs.  Read once, before TensorFlow touches a device.
@@ -37,30 +38,6 @@ def _mirrored():
     return tf.distribute.MirroredStrategy(cpus) if len(cpus) > 1 else one_device()
 
 
-NO_TF_CONFIG = ("--strategy multiworker needs the TF_CONFIG environment variable "
-                "(see README.md, 'Several GPUs and machines')")
-
-
-def check_tf_config():
-    """The cluster of a multiworker run, from TF_CONFIG; a ValueError names what is wrong with it."""
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        raise ValueError(NO_TF_CONFIG)
-    try:
-        config = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"TF_CONFIG is not valid JSON ({e})") from None
-    cluster = config.get("cluster") if isinstance(config, dict) else None
-    task = config.get("task") if isinstance(config, dict) else None
-    if not isinstance(cluster, dict) or not isinstance(task, dict) or not {"type", "index"} <= set(task):
-        raise ValueError('TF_CONFIG needs {"cluster": {"worker": ["host:port", ...]}, '
-                         '"task": {"type": "worker", "index": i}} (see README.md)')
-    members = cluster.get(task["type"])
-    if not isinstance(members, list) or not isinstance(task["index"], int) or not 0 <= task["index"] < len(members):
-        raise ValueError(f"TF_CONFIG's task {task['type']} {task['index']} is not in its cluster {cluster}")
-    return cluster
-
-
 def _multiworker():
     check_tf_config()
     return tf.distribute.MultiWorkerMirroredStrategy()
@@ -70,7 +47,7 @@ def _auto():
     return _mirrored() if len(tf.config.list_physical_devices("GPU")) > 1 else one_device()
 
 
-STRATEGIES = {"auto": _auto, "one": one_device, "mirrored": _mirrored, "multiworker": _multiworker}
+STRATEGIES = dict(zip(STRATEGY_NAMES, (_auto, one_device, _mirrored, _multiworker)))
 
 
 def make_strategy(name):

@@ -4,7 +4,7 @@
 
 (ONNX is not written yet: the SavedModel is tf2onnx's usual input, not tried here.)
 
-- `generator.keras`: the U-Net in Keras' own layers (models/plain.py), float32, BatchNorm's moving
+- `generator.keras`: the U-Net in Keras' own layers (models/generator.py), float32, BatchNorm's moving
   statistics. In: L* normalised, L / 50 - 1, shape (batch, H, W, 1), H and W multiples of
   2^(stride-2 layers) (16 for CIFAR-10, 128 for Places365). Out: a*b* / 110 (tanh), (batch, H, W, 2).
   `keras.models.load_model("generator.keras")` opens it in any Python with Keras 3.
@@ -29,8 +29,9 @@ import tensorflow as tf
 from data import color
 from models import checkpoint as ckpt
 from models.colorization import load_for_inference
-from models.generator import downsampling_factor
-from models.plain import plain_generator_from
+from models.generator import plain_generator_from
+from models.presets import downsampling_factor
+from options import add_checkpoint
 from util import atomic
 
 FORMATS = ("keras", "saved_model", "litert")
@@ -45,7 +46,7 @@ class ExportError(Exception):
 
 def parse_options(argv=None):
     p = argparse.ArgumentParser(description="Export a checkpoint's generator (Keras, SavedModel, LiteRT).")
-    p.add_argument("--checkpoint", required=True, help="checkpoint .h5 or run folder (its latest)")
+    add_checkpoint(p)
     p.add_argument("--output", required=True, help="folder to write the exported files into")
     p.add_argument("--format", default="keras,saved_model",
                    help=f"comma-separated, of {', '.join(FORMATS)} (default: keras,saved_model)")

@@ -1,7 +1,11 @@
-"""Every option of train.py in one place, with per-dataset presets (the reference README's runs).
+"""The options of train.py, test.py and colorize.py in one place: the flags they share are defined
+once (checkpoint, precision, progress), with one meaning. serve.py and export.py use the shared ones.
 
-An option left unset takes its dataset's preset; the resolved options are stored in every
-checkpoint, so `test.py` and `colorize.py` need nothing but the checkpoint.
+train.py: an option left unset takes its dataset's preset (the reference README's runs); the
+resolved options are stored in every checkpoint, so test.py and colorize.py need nothing but it.
+
+No TensorFlow is imported here, so that `--help` and a bad option answer at once: the scripts
+parse their command line before they import anything heavy.
 """
 import argparse
 import math
@@ -9,10 +13,10 @@ import os
 from pathlib import Path
 
 from data.datasets import DATASETS
-from distribute import STRATEGIES, check_tf_config
-from models.colorization import MODELS
-from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, IMPLEMENTATIONS
-from models.generator import PRESETS, downsampling_factor, folder_preset, valid_sizes_near
+from photo_io import FORMATS
+from models.presets import PRESETS, downsampling_factor, folder_preset, valid_sizes_near
+from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, IMPLEMENTATIONS, MODELS
+from util.cluster import STRATEGY_NAMES, check_tf_config
 
 # Reference README: CIFAR-10 at batch 128 for 200 epochs with flips, Places365 at batch 16 for 10
 # epochs with label smoothing; decay steps 1e4 and 5e5 (docs/recipe.md, "Losses and schedule").
@@ -35,6 +39,33 @@ RECIPES = {
 ARCHITECTURE_OPTIONS = ("dataset", "model", "image_size", "mixed_precision")
 
 
+MAX_COLORIZE_SIZE = 8192  # colorize.py --size: the network's input at 8192 px already takes tens of GB
+
+
+# ------------------------------------------------------------------------------ shared flags
+def add_checkpoint(p, several=False):
+    if several:
+        p.add_argument("--checkpoint", action="append", required=True,
+                       help="checkpoint .h5 or run folder, for its latest (repeat to compare models)")
+    else:
+        p.add_argument("--checkpoint", required=True, help="checkpoint .h5 or run folder, for its latest")
+
+
+def add_mixed_precision(p, training=False):
+    """One meaning everywhere: 16-bit compute (bfloat16 on CPUs, float16 with loss scaling on GPUs),
+    variables, last layers and losses float32. Training defaults to float32; inference to the
+    precision the checkpoint was trained in."""
+    default = "default: float32" if training else "default: the precision the checkpoint was trained in"
+    p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=False if training else None,
+                   help="bfloat16 on CPUs (fast with AVX-512 BF16 or AMX), float16 with loss scaling on GPUs; "
+                        f"the last layers and the losses stay float32 ({default})")
+
+
+def add_progress(p):
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+# --------------------------------------------------------------------------------- train.py
 def build_parser():
     p = argparse.ArgumentParser(description="Train the colorization cGAN or its U-Net baseline.")
     a = p.add_argument
@@ -88,9 +119,8 @@ def build_parser():
     a("--eval-interval", type=int,
       help="steps between evaluations (default: at each epoch's end only; always at the end of the run)")
     a("--test-fraction", type=float, default=0.1, help="folder: held-out share when no test/ subfolder")
-    a("--mixed-precision", action="store_true",
-      help="bfloat16 on CPUs, float16 with loss scaling on GPUs (last layers and losses stay float32)")
-    a("--strategy", default="auto", choices=list(STRATEGIES),
+    add_mixed_precision(p, training=True)
+    a("--strategy", default="auto", choices=STRATEGY_NAMES,
       help="one: one device; mirrored: all local GPUs; multiworker: several machines (TF_CONFIG); "
            "auto: mirrored with more than one GPU, else one")
     a("--worker-timeout", type=float, default=300.0,
@@ -99,7 +129,7 @@ def build_parser():
     a("--sync-bn", action=argparse.BooleanOptionalAction,
       help="BatchNorm statistics over all replicas (on when there is more than one)")
     a("--xla", action="store_true", help="compile the training step with XLA (helps on GPUs only)")
-    a("--no-progress", dest="progress", action="store_false", help="no progress bar (log files only)")
+    add_progress(p)
     return p
 
 
@@ -157,3 +187,63 @@ def check_options(opt):
 
 def generator_preset(dataset, image_size):
     return folder_preset(image_size) if dataset == "folder" else PRESETS[dataset]
+
+
+# ---------------------------------------------------------------------------------- test.py
+def test_parser():
+    p = argparse.ArgumentParser(description="Evaluate colorization checkpoints on their test split.")
+    add_checkpoint(p, several=True)
+    p.add_argument("--dataset-path", help="overrides the dataset path stored in the checkpoint")
+    p.add_argument("--dataset", choices=sorted(DATASETS),
+                   help="score on another dataset than the checkpoint's (with --dataset-path); folder: every "
+                        "colour photo under --dataset-path, any depth, resized and cropped to the model's size")
+    p.add_argument("--output", help="output folder (default: beside the first checkpoint)")
+    p.add_argument("--max-images", type=int, help="evaluate only the first N test images")
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--acc-thresh", type=float, default=2.0, help="accuracy threshold (paper: 2)")
+    p.add_argument("--sample-size", type=int, default=8, help="test images in the sample grid")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample grid's choice of images")
+    add_mixed_precision(p)
+    p.add_argument("--bn-statistics", default="moving", choices=("moving", "batch", "both"),
+                   help="BatchNorm at inference: moving averages (Keras' rule), or each test batch's own "
+                        "statistics in batches of the training batch size (the reference code's protocol, "
+                        "behind the paper's figures); both: a row for each")
+    add_progress(p)
+    return p
+
+
+def parse_test_options(argv=None):
+    p = test_parser()
+    opt = p.parse_args(argv)
+    if opt.dataset and not opt.dataset_path:
+        p.error("--dataset needs --dataset-path")
+    if opt.max_images is not None and opt.max_images <= 0:
+        p.error("--max-images must be positive")
+    if opt.batch_size <= 0 or opt.acc_thresh <= 0:
+        p.error("--batch-size and --acc-thresh must be positive")
+    return opt
+
+
+# ------------------------------------------------------------------------------ colorize.py
+def colorize_parser():
+    p = argparse.ArgumentParser(description="Colorize photos at full resolution with a checkpoint.")
+    p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) or glob patterns")
+    add_checkpoint(p)
+    p.add_argument("--output", required=True, help="output folder (mirrors the input folders)")
+    p.add_argument("--size", type=int,
+                   help="shorter side the network sees (default: the image size it was trained at)")
+    p.add_argument("--format", default="png", choices=FORMATS, help="output format (default png)")
+    p.add_argument("--side-by-side", action="store_true",
+                   help="also write <name>_side_by_side: [input | colorized]")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
+    add_mixed_precision(p)
+    add_progress(p)
+    return p
+
+
+def parse_colorize_options(argv=None):
+    p = colorize_parser()
+    opt = p.parse_args(argv)
+    if opt.size is not None and not 0 < opt.size <= MAX_COLORIZE_SIZE:
+        p.error(f"--size must be between 1 and {MAX_COLORIZE_SIZE} pixels")
+    return opt

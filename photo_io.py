@@ -6,8 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from photos import FileError
 from util import atomic
+
+class FileError(Exception):
+    """One input that cannot be colorized; the others carry on."""
+
 
 FORMATS = {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tif": "TIFF"}
 SAVE_OPTIONS = {"PNG": {"compress_level": 1}, "JPEG": {"quality": 95}, "WEBP": {"quality": 95}}

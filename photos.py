@@ -13,15 +13,12 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 
 from data import color
-from models.generator import downsampling_factor
+from models.presets import downsampling_factor
+from photo_io import FileError  # noqa: F401 (callers catch photos.FileError)
 
 # Pillow modes split_image reads; read_image turns any other (LAB, HSV, YCbCr, F...) into RGB.
 MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I", "I;16", "I;16L", "I;16B", "I;16N")
 STRIP_PIXELS = 1 << 20  # Lab conversions run on ~1-megapixel strips: bounded memory at 50 megapixels
-
-
-class FileError(Exception):
-    """One input that cannot be colorized; the others carry on."""
 
 
 def split_image(image):

@@ -32,21 +32,21 @@ from data.errors import DatasetError
 from data.pipeline import eval_batches
 from models import checkpoint as ckpt
 from models.colorization import load_for_inference
+from options import add_checkpoint, add_mixed_precision
 
 TURING_FIELDS = ("session", "index", "truth", "answer", "seconds", "time")
 
 
 def parse_options(argv=None):
     p = argparse.ArgumentParser(description="Colorize photos in a web page, and run the visual Turing test.")
-    p.add_argument("--checkpoint", required=True, help="checkpoint .h5 or run folder (its latest)")
+    add_checkpoint(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-megabytes", type=float, default=25.0, help="largest upload accepted")
     p.add_argument("--max-megapixels", type=float, default=50.0, help="largest image accepted")
     p.add_argument("--turing-images", type=int, default=40, help="images in the Turing test (half colorized)")
     p.add_argument("--seed", type=int, default=0, help="seed of the Turing test's images and order")
-    p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction,
-                   help="16-bit inference (default: as trained)")
+    add_mixed_precision(p)
     opt = p.parse_args(argv)
     if not 0 < opt.port < 65536:
         p.error("--port must be between 1 and 65535")

@@ -4,19 +4,23 @@
 
 Each checkpoint (a file, or a run folder for its latest) says its dataset and architecture.
 """
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from options import parse_test_options
+
+if __name__ == "__main__":
+    parse_test_options()  # --help and bad options answer before TensorFlow is imported
+
 import evaluation
 import figures
-from data.datasets import DATASETS, load_source
+from data.datasets import load_source
 from data.image_files import find_images, keep_readable
 from data.errors import DatasetError
 from data.pipeline import file_source, fixed_sample
 from models import checkpoint as ckpt
-from models.colorization import MIXED_PRECISION_HELP, load_for_inference
+from models.colorization import load_for_inference
 from util import atomic
 
 ROOT = Path(__file__).resolve().parent
@@ -26,34 +30,7 @@ COLUMNS = ("Dataset", "Network", "BatchNorm", "Batch size", "Epochs", "Hours", "
 NETWORK_NAMES = {"gan": "GAN", "unet": "U-Net (CNN)"}
 
 
-def parse_options(argv=None):
-    p = argparse.ArgumentParser(description="Evaluate colorization checkpoints on their test split.")
-    p.add_argument("--checkpoint", action="append", required=True,
-                   help="checkpoint .h5 or run folder (repeat to compare models)")
-    p.add_argument("--dataset-path", help="overrides the dataset path stored in the checkpoint")
-    p.add_argument("--dataset", choices=sorted(DATASETS),
-                   help="score on another dataset than the checkpoint's (with --dataset-path); folder: every "
-                        "colour photo under --dataset-path, any depth, resized and cropped to the model's size")
-    p.add_argument("--output", help="output folder (default: beside the first checkpoint)")
-    p.add_argument("--max-images", type=int, help="evaluate only the first N test images")
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--acc-thresh", type=float, default=2.0, help="accuracy threshold (paper: 2)")
-    p.add_argument("--sample-size", type=int, default=8, help="test images in the sample grid")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample grid's choice of images")
-    p.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, help=MIXED_PRECISION_HELP)
-    p.add_argument("--bn-statistics", default="moving", choices=("moving", "batch", "both"),
-                   help="BatchNorm at inference: moving averages (Keras' rule), or each test batch's own "
-                        "statistics in batches of the training batch size (the reference code's protocol, "
-                        "behind the paper's figures); both: a row for each")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
-    opt = p.parse_args(argv)
-    if opt.dataset and not opt.dataset_path:
-        p.error("--dataset needs --dataset-path")
-    if opt.max_images is not None and opt.max_images <= 0:
-        p.error("--max-images must be positive")
-    if opt.batch_size <= 0 or opt.acc_thresh <= 0:
-        p.error("--batch-size and --acc-thresh must be positive")
-    return opt
+parse_options = parse_test_options
 
 
 def row(options, network, scores, state=None, bn_statistics="-"):

@@ -11,6 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options
+
+if __name__ == "__main__":
+    parse_train_options()  # --help and bad options answer before TensorFlow is imported
 if __name__ == "__main__" and any("multiworker" in arg for arg in sys.argv):
     # Before TensorFlow starts its threads, which inherit this: SIGTERM waits until the strategy is
     # made, so that TensorFlow's preemption notifier cannot swallow it (distribute.Watchdog).
@@ -28,7 +32,6 @@ from data.errors import DatasetError
 from data.pipeline import distributed_train_batches, fixed_sample, train_batches
 from models import checkpoint as ckpt
 from models.colorization import ColorizationModel, architecture, describe_difference
-from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options
 from training_log import TrainingLog
 from util import atomic
 from util.runlock import LOCK_NAME, RunInUse, RunLock

@@ -1,22 +1,25 @@
-"""Dataset names -> image sources for a split ("train" or "test")."""
+"""Dataset names -> image sources for a split ("train" or "test"). TensorFlow (data/pipeline.py) is
+imported when a source is made, not here: options.py reads the names for `--help`."""
 from pathlib import Path
 
 from data import cifar10, folder, places365
 from data.errors import DatasetError
-from data.pipeline import array_source, file_source
 
 
 def _cifar10(path, split, image_size, download=False, test_fraction=None):
     # Grayscale images are dropped from training only: the test split stays whole, as in the
     # reference figures (no colour: 24.63 %, MAE 12.40 over all 10,000 test images).
+    from data.pipeline import array_source
     return array_source(cifar10.load_cifar10(path, split, download), drop_grayscale=split == "train")
 
 
 def _places365(path, split, image_size, download=False, test_fraction=None):
+    from data.pipeline import file_source
     return file_source(places365.list_places365(path, split), image_size, split == "train")
 
 
 def _folder(path, split, image_size, download=False, test_fraction=None):
+    from data.pipeline import file_source
     fraction = folder.DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
     return file_source(folder.list_folder(path, split, fraction), image_size, split == "train")
 

@@ -9,16 +9,12 @@ import keras
 import tensorflow as tf
 
 from models import checkpoint as ckpt
-from models.normalization import set_inference_statistics
-from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, builder
+from models.lowmem.normalization import set_inference_statistics
+from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, MODELS, builder
 
-MODELS = ("gan", "unet")
 MIN_LEARNING_RATE = 1e-6  # reference code: the decayed rate is floored here
 D_LR_FACTOR = 0.1  # reference code: D learns at a tenth of G's rate
 G_STEPS_PER_BATCH = 2  # reference code: one D step, then two G steps on the same batch
-MIXED_PRECISION_HELP = ("run the generator in bfloat16 (CPUs; fast with AVX-512 BF16 or AMX) or float16 (GPUs); "
-                        "--no-mixed-precision: float32 (default: the precision it was trained in)")
-
 
 def architecture(model, encoder, dropout_layers, image_size, mixed_precision=False, generator="unet",
                  discriminator="patchgan"):
@@ -224,7 +220,7 @@ def load_for_inference(path, mixed_precision=None, bn_statistics="moving"):
     choose 16-bit (bfloat16 on CPUs, float16 on GPUs) or float32 inference whatever the training
     was: the variables are float32 either way, so only the generator's weights are read.
     bn_statistics: "moving" (BatchNorm's moving averages) or "batch" (each batch's own statistics,
-    as the reference code evaluated; models/normalization.py).
+    as the reference code evaluated; models/lowmem/normalization.py).
     """
     path = ckpt.resolve_checkpoint(path)
     config, options, state = ckpt.read_metadata(path)

@@ -1,28 +1,17 @@
 """The U-Net generator of Nazeri et al. (docs/recipe.md, "Generator"): L in, a*b* out.
 
-Every layer uses 4x4 kernels and 'same' padding, so the network is fully convolutional: it is
-built with unknown height and width and takes any size that is a multiple of 2**(number of
-stride-2 encoder layers).
+This is the network to read and to change. Every layer uses 4x4 kernels and 'same' padding, so
+the network is fully convolutional: built with unknown height and width, it takes any size that
+is a multiple of 2 ** (stride-2 encoder layers) (models/presets.py).
+
+models/lowmem/generator.py builds the same variables in the same order from memory-saving layers
+(`--implementation lowmem`); tests/test_memory.py checks that both compute the same function.
 """
 import keras
 from keras import layers
 
-from models.convolutions import Conv2D, Conv2DTranspose
-from models.normalization import BatchNormActivation, ConvBatchNormActivation
-from models.skip import ColourHead, SkipProjection
-
-# (filters, stride) of each encoder layer and the number of decoder layers with dropout 0.5.
-# The decoder mirrors the encoder without its last layer.  Source: the reference code's
-# CIFAR-10 and Places365 networks.
-PRESETS = {
-    "cifar10": {"encoder": [(64, 1), (128, 2), (256, 2), (512, 2), (512, 2)], "dropout_layers": 2},
-    "places365": {"encoder": [(64, 1), (64, 2), (128, 2), (256, 2), (512, 2), (512, 2), (512, 2),
-                              (512, 2)], "dropout_layers": 3},
-}
-
-
 # Reference code: every convolution kernel from TF1's tf.variance_scaling_initializer defaults,
-# VarianceScaling(1.0, fan_in, truncated normal) (LeCun-like); biases zero.  "glorot" (Keras'
+# VarianceScaling(1.0, fan_in, truncated normal) (LeCun-like); biases zero. "glorot" (Keras'
 # default, which this project used before) is kept for the ablation of docs/time_to_quality.md.
 INITIALIZERS = {
     "reference": lambda: keras.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal"),
@@ -37,79 +26,56 @@ def kernel_initializer(name):
     return INITIALIZERS[name]()
 
 
-def downsampling_factor(encoder):
-    return 2 ** sum(1 for _, stride in encoder if stride == 2)
-
-
-def folder_preset(image_size):
-    """Deepest U-Net (at most Places365's) whose bottleneck is still at least 2x2 pixels."""
-    depth = 0
-    while depth < 7 and image_size % 2 ** (depth + 1) == 0 and image_size // 2 ** (depth + 1) >= 2:
-        depth += 1
-    if depth >= 7:
-        return PRESETS["places365"]
-    # Below Places365's depth, grow CIFAR-10's encoder with more 512-filter layers.
-    downs = [128, 256, 512, 512, 512, 512][:max(depth, 4)]
-    return {"encoder": [(64, 1)] + [(f, 2) for f in downs], "dropout_layers": 2 if depth <= 4 else 3}
-
-
-def valid_sizes_near(size, factor):
-    """The two closest sizes (at least `factor`) the U-Net accepts, for error messages."""
-    lower = max(factor, size // factor * factor)
-    return sorted({lower, lower + factor} if lower != size else {size})
-
-
 def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync_bn=False,
                     initializer="reference", dropout=0.5, zero_head=False, name="generator"):
-    """U-Net: conv-BN-LeakyReLU(0.2) encoder, transposed-conv-BN-ReLU(-dropout) decoder, skips.
+    """U-Net, L (normalised to [-1, 1]) in, a*b* (/110) out.
 
-    Each BN and its activation are one layer, and each skip connection is a pair of tensors that
-    the next layer convolves as if concatenated: both only save memory (models/normalization.py,
-    models/convolutions.py); the variables are those of the plain Keras layers.
-
-    `dtype` is a Keras dtype policy name ("mixed_bfloat16", "mixed_float16") or None for float32.
-    `sync_bn` computes BatchNorm statistics over all replicas of a tf.distribute strategy (it
-    changes no variable).  `initializer` names the kernels' initializer (INITIALIZERS); `dropout` is
-    the rate of the decoder's dropout layers (the reference's 0.5; 0 keeps the layers, inactive).
-    `zero_head` starts the colour head's kernel at zero, so that the untrained network predicts
-    grey (a*b* = 0, the no-colour baseline) instead of random colours (docs/time_to_quality.md).
+    encoder: (filters, stride) per layer (models/presets.py); the decoder mirrors it without its
+    last layer, and its first `dropout_layers` layers have dropout at rate `dropout`.
+    dtype: a Keras dtype policy ("mixed_bfloat16", "mixed_float16") or None for float32.
+    sync_bn: BatchNorm statistics over all replicas of a tf.distribute strategy (no new variable).
+    initializer: the kernels' initializer (INITIALIZERS). zero_head: the colour head's kernel
+    starts at zero, so that the untrained network predicts grey (docs/time_to_quality.md).
     """
-    inputs = keras.Input((None, None, 1), name="L")
-    # The colour head stays float32 under mixed precision: tanh saturates badly in half precision.
-    head = ColourHead(output_channels, skip_channels=encoder[0][0], activation="tanh", dtype="float32", name="ab",
-                      kernel_initializer="zeros" if zero_head else kernel_initializer(initializer))
-    head.build([(None, None, None, output_channels), (None, None, None, encoder[0][0])])
-    x = inputs
-    skips = []
-    for i, (filters, stride) in enumerate(encoder):
-        conv = Conv2D(filters, 4, stride, padding="same", name=f"enc{i}_conv", dtype=dtype,
-                      kernel_initializer=kernel_initializer(initializer))
-        norm = BatchNormActivation(0.2, name=f"enc{i}_bn", synchronized=sync_bn, dtype=dtype)  # LeakyReLU(0.2)
-        if i < 2:
-            # The first two layers' convolution outputs are recomputed in the backward pass rather
-            # than kept: at 256x256 they are a third of a gigabyte per 16 images, and recomputing
-            # them costs about 0.1 % of a step (one and 64 input channels).
-            conv.build(x.shape)  # here, so that the variables keep their paths (enc0_conv/kernel)
-            norm.build(conv.compute_output_shape(x.shape))
-            x = ConvBatchNormActivation(conv, norm, name=f"enc{i}", dtype=dtype)(x)
-        else:
-            x = norm(conv(x))
-        if i == 0:  # the head's share of the first skip connection (models/skip.py)
-            x, projected = SkipProjection(head, name="ab_skip", dtype=dtype)(x)
-            skips.append(projected)
-        else:
-            skips.append(x)
+    def conv(kind, filters, stride, name):
+        return kind(filters, 4, stride, padding="same", name=name, dtype=dtype,
+                    kernel_initializer=kernel_initializer(initializer))
+
+    inputs = keras.Input((None, None, 1), name="L")                   # (H, W, 1)
+    x, skips = inputs, []
+    for i, (filters, stride) in enumerate(encoder):                    # conv 4x4 - BN - LeakyReLU(0.2)
+        x = conv(layers.Conv2D, filters, stride, f"enc{i}_conv")(x)
+        x = layers.BatchNormalization(synchronized=sync_bn, name=f"enc{i}_bn", dtype=dtype)(x)
+        x = layers.LeakyReLU(negative_slope=0.2, name=f"enc{i}_lrelu", dtype=dtype)(x)
+        skips.append(x)                                                # (H / 2^k, W / 2^k, filters)
     decoder = [filters for filters, _ in encoder[:-1]][::-1]
-    for i, (filters, skip) in enumerate(zip(decoder, skips[-2::-1])):
-        x = Conv2DTranspose(filters, 4, 2, padding="same", name=f"dec{i}_deconv", dtype=dtype,
-                            kernel_initializer=kernel_initializer(initializer))(x)
-        x = BatchNormActivation(0.0, name=f"dec{i}_bn", synchronized=sync_bn, dtype=dtype)(x)  # ReLU
+    for i, (filters, skip) in enumerate(zip(decoder, skips[-2::-1])):   # deconv 4x4 /2 - BN - ReLU
+        x = conv(layers.Conv2DTranspose, filters, 2, f"dec{i}_deconv")(x)
+        x = layers.BatchNormalization(synchronized=sync_bn, name=f"dec{i}_bn", dtype=dtype)(x)
+        x = layers.ReLU(name=f"dec{i}_relu", dtype=dtype)(x)
         if i < dropout_layers:
-            layer = layers.Dropout(0.5, name=f"dec{i}_dropout", dtype=dtype)
+            drop = layers.Dropout(0.5, name=f"dec{i}_dropout", dtype=dtype)
             # Made at 0.5 so that its seed variable exists at any rate (Keras makes none at 0):
             # the variables, and so the checkpoints, do not depend on the rate.
-            layer.rate = dropout
-            x = layer(x)
-        x = [skip, x]  # the skip connection: the next layer convolves the pair as if concatenated
-    outputs = head(x)
-    return keras.Model(inputs, outputs, name=name)
+            drop.rate = dropout
+            x = drop(x)
+        x = layers.Concatenate(name=f"dec{i}_skip", dtype=dtype)([skip, x])  # the U-Net skip
+    # The colour head stays float32 under mixed precision: tanh saturates badly in half precision.
+    head = layers.Conv2D(output_channels, 1, activation="tanh", name="ab", dtype="float32",
+                         kernel_initializer="zeros" if zero_head else kernel_initializer(initializer))
+    return keras.Model(inputs, head(x), name=name)                     # (H, W, 2)
+
+
+def plain_generator_from(generator, encoder, dropout_layers):
+    """A float32 copy of a generator of either implementation, in Keras' own layers (export.py)."""
+    plain = build_generator(encoder, dropout_layers)
+    copy_variables(generator, plain)
+    return plain
+
+
+def copy_variables(source, target):
+    ours, theirs = source.variables, target.variables
+    if [tuple(v.shape) for v in ours] != [tuple(v.shape) for v in theirs]:
+        raise ValueError(f"{source.name}'s variables do not match {target.name}'s")
+    for a, b in zip(ours, theirs):
+        b.assign(keras.ops.cast(a, b.dtype))

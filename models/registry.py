@@ -1,29 +1,42 @@
-"""Networks by name. A checkpoint's config names its generator and discriminator; a network has
-one or two implementations with the same variables (so a checkpoint loads into either):
+"""Models and networks by name. No TensorFlow here (options.py reads the names for `--help`);
+a network's module is imported when it is built.
 
-- "plain": Keras' own layers (models/plain.py), the code to read and to change;
-- "lowmem": the memory-saving layers (models/generator.py, models/discriminator.py: fused BatchNorm
-  and activation, skips as pairs, recomputed first layers), the same maths in less memory.
+A checkpoint's config names its generator and discriminator. A network has one or two
+implementations with the same variables in the same order, so a checkpoint loads into either:
 
-To try another network: write its builder (same arguments as models/plain.py's; extra ones may be
-ignored) in its own file and add one line below; `--generator NAME` trains it
+- "plain": Keras' own layers (models/generator.py, models/discriminator.py), the code to read and
+  to change;
+- "lowmem": the memory-saving layers (models/lowmem/: BatchNorm fused with its activation, skips
+  as pairs, recomputed first layers), the same maths in far less memory and, in bfloat16, faster
+  (README.md, "Speed").
+
+To try another network: write its builder (arguments as models/generator.py's build_generator;
+extra ones may be ignored) in its own file and add one line below; `--generator NAME` trains it
 (tests/test_models.py trains a tiny one for a step).
 """
-from models import discriminator, generator, plain
+import importlib
+
+MODELS = ("gan", "unet")  # gan: the paper's cGAN; unet: the same generator trained with L1 alone
 
 GENERATORS = {
-    "unet": {"plain": plain.plain_generator, "lowmem": generator.build_generator},
+    "unet": {"plain": "models.generator:build_generator", "lowmem": "models.lowmem.generator:build_generator"},
 }
 DISCRIMINATORS = {
-    "patchgan": {"plain": plain.plain_discriminator, "lowmem": discriminator.build_discriminator},
+    "patchgan": {"plain": "models.discriminator:build_discriminator",
+                 "lowmem": "models.lowmem.discriminator:build_discriminator"},
 }
 IMPLEMENTATIONS = ("lowmem", "plain")
 DEFAULT_IMPLEMENTATION = "lowmem"  # far less memory (tests/test_memory.py); bench.py times both
 
 
 def builder(registry, name, implementation=DEFAULT_IMPLEMENTATION):
+    """The builder function of network `name` in `implementation` (or its only one)."""
     kind = "generator" if registry is GENERATORS else "discriminator"
     if name not in registry:
         raise ValueError(f"unknown {kind} {name!r}; known: {', '.join(registry)}")
     versions = registry[name]
-    return versions.get(implementation) or next(iter(versions.values()))  # a network may have one
+    found = versions.get(implementation) or next(iter(versions.values()))  # a network may have one
+    if isinstance(found, str):  # "module:function"
+        module, function = found.split(":")
+        found = getattr(importlib.import_module(module), function)
+    return found

@@ -51,9 +51,9 @@ def test_the_step_flops_bench_reports_against_are_those_of_the_networks(preset):
     # The share of the peak is only as right as the FLOP count: count the plain Keras networks'
     # convolutions with TensorFlow's statistics and compare.
     import bench
-    from models.discriminator import build_discriminator
-    from models.generator import PRESETS
-    from tests.test_memory import plain_keras_generator
+    from models.lowmem.discriminator import build_discriminator
+    from models.presets import PRESETS
+    from models.generator import build_generator as plain_keras_generator
     size = bench.PRESET_SHAPES[preset][0]
     g = graph_gflops(plain_keras_generator(PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"]),
                      [(1, size, size, 1)])

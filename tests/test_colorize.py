@@ -13,7 +13,7 @@ import photo_io
 import photos
 from data import color
 from models.colorization import ColorizationModel, architecture, load_for_inference
-from models.generator import PRESETS
+from models.presets import PRESETS
 from tests.helpers import tiny_model
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import convolutions
-from models.convolutions import Conv2D, Conv2DTranspose
+from models.lowmem import convolutions
+from models.lowmem.convolutions import Conv2D, Conv2DTranspose
 
 
 def outputs_and_gradients(layer, x):

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.generator import build_generator
-from models.plain import plain_generator as plain_keras_generator  # Keras' own layers: what ours must equal
-from models import normalization
-from models.normalization import BatchNormActivation
+from models.generator import build_generator as plain_keras_generator  # Keras' own layers: what ours must equal
+from models.lowmem import normalization
+from models.lowmem.generator import build_generator
+from models.lowmem.normalization import BatchNormActivation
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,9 +109,8 @@ def test_the_memory_saving_generator_equals_the_plain_keras_one(training, graph)
 MEMORY_PROBE = """
 import sys
 import numpy as np, tensorflow as tf
-from models.generator import build_generator
-from models.plain import plain_generator as plain_keras_generator  # Keras' own layers: what ours must equal
-from tests.test_memory import plain_keras_generator
+from models.generator import build_generator as plain_keras_generator  # Keras' own layers: what ours must equal
+from models.lowmem.generator import build_generator
 encoder = [(32, 1), (32, 2), (64, 2), (64, 2)]
 model = (build_generator if sys.argv[1] == "ours" else plain_keras_generator)(encoder, 1)
 L = tf.random.uniform([8, 128, 128, 1], -1, 1)

@@ -6,8 +6,9 @@ import tensorflow as tf
 from data import color
 from models import checkpoint as ckpt
 from models.colorization import ColorizationModel, architecture, load_for_inference
-from models.discriminator import build_discriminator
-from models.generator import PRESETS, build_generator, folder_preset
+from models.lowmem.discriminator import build_discriminator
+from models.lowmem.generator import build_generator
+from models.presets import PRESETS, folder_preset
 from tests.helpers import colouring_task, random_batch, tiny_model
 
 
@@ -185,13 +186,13 @@ def test_the_plain_and_memory_saving_networks_have_the_same_variables_and_output
     from models import registry
     from tests.helpers import TINY_ENCODER
     keras.utils.set_random_seed(0)
-    pairs = [(registry.GENERATORS["unet"], (TINY_ENCODER, 1), {"dropout": 0.3, "zero_head": False}),
-             (registry.DISCRIMINATORS["patchgan"], (), {})]
+    pairs = [((registry.GENERATORS, "unet"), (TINY_ENCODER, 1), {"dropout": 0.3, "zero_head": False}),
+             ((registry.DISCRIMINATORS, "patchgan"), (), {})]
     L = tf.random.uniform((2, 16, 16, 1), -1, 1, seed=2)
     ab = tf.random.uniform((2, 16, 16, 2), -0.3, 0.3, seed=3)
     for versions, args, kwargs in pairs:
-        lowmem = versions["lowmem"](*args, dtype=policy, **kwargs)
-        plain = versions["plain"](*args, dtype=policy, **kwargs)
+        lowmem = registry.builder(*versions, "lowmem")(*args, dtype=policy, **kwargs)
+        plain = registry.builder(*versions, "plain")(*args, dtype=policy, **kwargs)
         assert [(tuple(v.shape), v.dtype) for v in lowmem.variables] == [(tuple(v.shape), v.dtype) for v in plain.variables]
         for a, b in zip(lowmem.variables, plain.variables):
             b.assign(a)

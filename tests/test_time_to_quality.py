@@ -10,9 +10,10 @@ from PIL import Image
 
 import figures
 import train
-from models import normalization
-from models.discriminator import build_discriminator
-from models.generator import PRESETS, build_generator
+from models.lowmem import normalization
+from models.lowmem.discriminator import build_discriminator
+from models.lowmem.generator import build_generator
+from models.presets import PRESETS
 from tests.helpers import TINY_ENCODER, image_folder
 
 TINY = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--log-interval", "1",

@@ -249,3 +249,21 @@ def test_warm_starting_from_another_generator_is_one_line_and_leaves_no_run(imag
     assert not (tmp_path / "gan").exists()
     assert run(images, tmp_path / "gan", "--init-generator", str(tmp_path / "nothing")) == 1
     assert "nothing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script, args", [("train.py", ["--help"]), ("test.py", ["--help"]),
+                                          ("colorize.py", ["--help"]), ("train.py", ["--lr", "nan"]),
+                                          ("colorize.py", ["a.jpg", "--checkpoint", "c", "--output", "o",
+                                                           "--size", "0"])])
+def test_help_and_bad_options_answer_without_starting_tensorflow(script, args):
+    probe = ("import runpy, sys\n"
+             f"sys.argv = [{script!r}, *{args!r}]\n"
+             "try:\n"
+             f"    runpy.run_path({script!r}, run_name='__main__')\n"
+             "except SystemExit as e:\n"
+             "    code = e.code\n"
+             "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+             "print('exit', code, 'heavy', heavy[:3])\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    code = 0 if args == ["--help"] else 2
+    assert done.stdout.strip().splitlines()[-1] == f"exit {code} heavy []", (done.stdout, done.stderr)
