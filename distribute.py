@@ -91,21 +91,20 @@ def describe(strategy, batch_size):
     return f"{replicas} replicas{workers}, {batch_size // replicas} images per replica"
 
 
-_AGREEMENTS = {}
+class AnyWorker:
+    """agree(flag): whether `flag` is true on any worker. A collective: every worker calls it at the
+    same point. The all-reduce is traced once per AnyWorker (one per strategy)."""
 
+    def __init__(self, strategy):
+        def replica_fn(value):
+            context = tf.distribute.get_replica_context()
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(value))
 
-def any_worker(strategy, flag):
-    """Whether `flag` is true on any worker: a collective, so every worker calls it at the same point."""
-    agree = _AGREEMENTS.get(id(strategy))
-    if agree is None:
-        @tf.function
-        def agree(value):
-            def replica_fn():
-                context = tf.distribute.get_replica_context()
-                return context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(value))
-            return strategy.experimental_local_results(strategy.run(replica_fn))[0]
-        _AGREEMENTS[id(strategy)] = agree
-    return bool(agree(tf.constant(1.0 if flag else 0.0)) > 0)
+        self._reduce = tf.function(
+            lambda value: strategy.experimental_local_results(strategy.run(replica_fn, args=(value,)))[0])
+
+    def __call__(self, flag):
+        return bool(self._reduce(tf.constant(1.0 if flag else 0.0)) > 0)
 
 
 class Watchdog:

@@ -68,7 +68,7 @@ class StopRequest:
         self.stopping = False  # decided once per step, identically on every worker
         self.budget_spent = False
         self.several_workers = distribute.is_multi_worker(strategy)
-        self.strategy = strategy
+        self.any_worker = distribute.AnyWorker(strategy) if self.several_workers else None
         signal.signal(signal.SIGTERM, self._handle)
         signal.signal(signal.SIGINT, self._handle)
 
@@ -76,11 +76,11 @@ class StopRequest:
         """over_budget: this worker's time budget (--max-hours) is spent; workers agree on it too."""
         wanted = self.signal is not None
         if self.several_workers:
-            wanted = distribute.any_worker(self.strategy, wanted)
+            wanted = self.any_worker(wanted)
             if wanted and self.signal is None:
                 self.signal = signal.SIGTERM  # another worker was stopped
             if over_budget is not None:
-                over_budget = distribute.any_worker(self.strategy, over_budget)
+                over_budget = self.any_worker(over_budget)
         self.budget_spent = bool(over_budget)
         self.stopping = wanted or self.budget_spent
 
@@ -211,6 +211,9 @@ def _train(opt, strategy, run, watchdog):
                                test_fraction=opt.test_fraction)
     test_source = load_source(opt.dataset, opt.dataset_path, "test", opt.image_size,
                               test_fraction=opt.test_fraction)
+    if train_source.dropped:
+        print(f"dropped {train_source.dropped} grayscale images of {len(train_source) + train_source.dropped} "
+              f"(as the reference does)", file=sys.stderr)
     steps_per_epoch = len(train_source) // opt.batch_size
     if steps_per_epoch == 0:
         raise DatasetError(f"{len(train_source)} training images is less than one batch of {opt.batch_size}")

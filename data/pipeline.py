@@ -5,8 +5,8 @@ folders), streamed from disk.  Every training epoch walks a permutation fixed by
 each batch carries `position`, how far into that permutation it reaches; a checkpoint stores it, so
 a resumed run continues with exactly the images an uninterrupted run would have seen next.
 """
-import sys
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -14,6 +14,7 @@ import tensorflow as tf
 from data import color
 from data.errors import DatasetError
 
+log = logging.getLogger(__name__)
 AUTOTUNE = tf.data.AUTOTUNE
 # Batches decoded ahead of the training step. A fixed number, not AUTOTUNE: against a slow step
 # (a Places365 batch takes 20 s on a CPU) tf.data's autotuning keeps buffering, up to hundreds of
@@ -28,6 +29,8 @@ class ImageSource:
     paths: np.ndarray = None
     image_size: int = None
     drop_grayscale: bool = True  # files only: decided as they are decoded
+    dropped: int = 0  # arrays: grayscale images dropped when the source was made
+    skipped: set = field(default_factory=set, repr=False, compare=False)  # files: undecodable, named once
 
     def __len__(self):
         return len(self.images) if self.images is not None else len(self.paths)
@@ -35,16 +38,14 @@ class ImageSource:
     def subset(self, indices):
         if self.images is not None:
             return ImageSource(images=self.images[indices])
-        return ImageSource(paths=self.paths[indices], image_size=self.image_size,
+        return ImageSource(paths=self.paths[indices], image_size=self.image_size, skipped=self.skipped,
                            drop_grayscale=self.drop_grayscale)
 
 
 def array_source(images, drop_grayscale=True):
     """CIFAR-style arrays; images whose three channels are equal are dropped, as the reference does."""
     grey = np.all(images[..., :1] == images, axis=(1, 2, 3)) & drop_grayscale
-    if grey.any():
-        print(f"dropped {int(grey.sum())} grayscale images of {len(images)}", file=sys.stderr)
-    return ImageSource(images=images[~grey])
+    return ImageSource(images=images[~grey], dropped=int(grey.sum()))
 
 
 def file_source(paths, image_size, drop_grayscale=True):
@@ -87,8 +88,7 @@ def train_batches(source, batch_size, seed, epoch, start=0, augment=True, shard=
         ds = ds.batch(batch_size, drop_remainder=True)
         ds = ds.map(lambda key, idx: (key, tf.gather(images, idx)), num_parallel_calls=AUTOTUNE)
     else:
-        ds = _decoded_files(tf.data.Dataset.from_tensor_slices(((positions, flips), source.paths[order])),
-                            source.image_size, source.drop_grayscale)
+        ds = _decoded_files(source, (positions, flips), order)
         if shard is not None:
             # A skipped file is replaced by one of this pipeline's first images: every worker has
             # to run the same number of steps.
@@ -121,8 +121,7 @@ def eval_batches(source, batch_size, limit=None):
     if source.images is not None:
         ds = tf.data.Dataset.from_tensor_slices(source.images[:n])
     else:
-        ds = _decoded_files(tf.data.Dataset.from_tensor_slices((np.arange(n), source.paths[:n])),
-                            source.image_size, source.drop_grayscale).map(lambda _, rgb: rgb)
+        ds = _decoded_files(source, np.arange(n), np.arange(n)).map(lambda _, rgb: rgb)
     ds = ds.batch(batch_size, num_parallel_calls=AUTOTUNE)
     return ds.map(lambda rgb: (rgb, *color.rgb_to_model_input(rgb)),
                   num_parallel_calls=AUTOTUNE).prefetch(PREFETCH_BATCHES)
@@ -139,15 +138,45 @@ def fixed_sample(source, size, seed):
     return batch
 
 
-def _decoded_files(ds, image_size, drop_grayscale):
-    """(key, path) -> (key, uint8 image), skipping undecodable (and grayscale) files."""
-    ds = ds.map(lambda key, path: (key, load_image(path, image_size)),
-                num_parallel_calls=AUTOTUNE, deterministic=True)
-    # A corrupt file (truncated JPEG, bad header) logs one warning line and is skipped.
-    ds = ds.ignore_errors(log_warning=True)
-    if not drop_grayscale:
-        return ds
-    return ds.filter(lambda key, rgb: tf.logical_not(is_grayscale(rgb)))
+def _decoded_files(source, keys, indices):
+    """(key, uint8 image) of the files source.paths[indices], in order, with `keys` (arrays, one
+    entry per index) beside them. A file that does not decode (truncated, corrupt inside) is skipped
+    with a warning that names it, once per source; grayscale files are dropped when the source says so.
+    """
+    n = len(indices)
+    paths = source.paths[indices]
+    if n == 0:
+        return tf.data.Dataset.from_tensor_slices((keys, np.zeros((0, source.image_size, source.image_size, 3),
+                                                                   np.uint8)))
+    path_table = tf.constant(paths.astype(str))
+    blank = tf.zeros([source.image_size, source.image_size, 3], tf.uint8)
+
+    def decode(i):  # i == n is a sentinel: it shows files skipped at the very end
+        return i, tf.cond(i < n, lambda: load_image(path_table[tf.minimum(i, n - 1)], source.image_size),
+                          lambda: blank)
+
+    def report(first, end):  # Python, between two decoded files: the ones in between were skipped
+        for path in paths[int(first):int(end)]:
+            if path not in source.skipped:
+                source.skipped.add(path)
+                log.warning("skipping %s: not decodable (truncated or corrupt)", path)
+        return np.int64(0)
+
+    def name_skipped(expected, element):
+        i, rgb = element
+        noted = tf.cond(i > expected, lambda: tf.py_function(report, [expected, i], tf.int64),
+                        lambda: tf.constant(0, tf.int64))
+        with tf.control_dependencies([noted]):
+            return i + 1, (tf.identity(i), rgb)
+
+    ds = tf.data.Dataset.range(n + 1).map(decode, num_parallel_calls=AUTOTUNE, deterministic=True)
+    # TensorFlow's own warning would not name the file, and would repeat every epoch.
+    ds = ds.ignore_errors().scan(tf.constant(0, tf.int64), name_skipped).filter(lambda i, rgb: i < n)
+    if source.drop_grayscale:
+        ds = ds.filter(lambda i, rgb: tf.logical_not(is_grayscale(rgb)))
+    key_table = tf.nest.map_structure(tf.constant, keys)
+    return ds.map(lambda i, rgb: (tf.nest.map_structure(lambda k: tf.gather(k, i), key_table), rgb),
+                  num_parallel_calls=AUTOTUNE)
 
 
 def load_image(path, image_size):

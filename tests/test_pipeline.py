@@ -107,3 +107,32 @@ def test_sharded_file_pipelines_read_disjoint_files_and_run_the_same_number_of_s
     assert [len(s) for s in shards] == [3, 3]
     seen = [{L.tobytes() for _, batch_L, _ in s for L in batch_L} for s in shards]
     assert not seen[0] & seen[1]
+
+
+def test_grayscale_arrays_are_dropped_and_counted_without_printing(capsys):
+    images = np.random.default_rng(0).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
+    images[[2, 5, 7]] = images[[2, 5, 7], ..., :1]  # R = G = B
+    source = array_source(images)
+    assert len(source) == 7 and source.dropped == 3
+    assert not np.all(source.images[..., :1] == source.images)
+    kept = array_source(images, drop_grayscale=False)
+    assert len(kept) == 10 and kept.dropped == 0
+    assert capsys.readouterr() == ("", "")  # the library reports, train.py prints
+
+
+def test_an_undecodable_file_is_skipped_and_named_once_across_epochs(tmp_path, caplog):
+    folder = write_images(tmp_path, 6, size=(8, 8), ext="jpg")
+    files = sorted(str(p) for p in folder.iterdir())
+    for broken in (files[1], files[5]):  # the last one too: nothing follows it to show the gap
+        data = open(broken, "rb").read()
+        open(broken, "wb").write(data[:len(data) // 3])  # a valid header, then nothing
+    source = file_source(files, 8, drop_grayscale=False)
+    with caplog.at_level("WARNING", logger="data.pipeline"):
+        for epoch in range(3):
+            batches = collect(train_batches(source, 2, seed=0, epoch=epoch, augment=False))
+            assert sum(len(L) for _, L, _ in batches) == 4  # the four good files, in full batches
+            assert [p for p, _, _ in batches][-1] <= 6
+        evaluated = list(eval_batches(source, 4))
+    assert sum(len(rgb) for rgb, _, _ in evaluated) == 4
+    named = [r.getMessage() for r in caplog.records if "not decodable" in r.getMessage()]
+    assert sorted(named) == sorted(f"skipping {f}: not decodable (truncated or corrupt)" for f in (files[1], files[5]))
