@@ -33,12 +33,27 @@ NETWORK_NAMES = {"gan": "GAN", "unet": "U-Net (CNN)"}
 parse_options = parse_test_options
 
 
+def describe_network(options, state):
+    """The network column of a trained checkpoint: its model, recipe and origin."""
+    network = NETWORK_NAMES[options["model"]]
+    if options.get("recipe", "paper") != "paper":
+        network = f"{network}, {options['recipe']} recipe"
+    if options.get("init_generator"):  # train.py --init-generator: the pretraining is counted
+        network = f"{network}, G from a {state.get('init_seconds', 0) / 3600:.2f} h run"
+    return network
+
+
+def curve_labels(paths, loaded):
+    """A legend label per checkpoint: its network, and its run folder where two would read alike."""
+    labels = [describe_network(options, state) for _, options, state in loaded]
+    return [f"{label} ({path.parent.name})" if labels.count(label) > 1 else label
+            for label, path in zip(labels, paths)]
+
+
 def row(options, network, scores, state=None, bn_statistics="-"):
     trained = state is not None
-    if options.get("recipe", "paper") != "paper" and trained:
-        network = f"{network}, {options['recipe']} recipe"
-    if options.get("init_generator") and trained:  # train.py --init-generator: count the pretraining
-        network = f"{network}, G from a {state.get('init_seconds', 0) / 3600:.2f} h run"
+    if trained:
+        network = describe_network(options, state)
     return {"Dataset": options["dataset"], "Network": network, "BatchNorm": bn_statistics,
             "Batch size": options.get("batch_size", "-") if trained else "-",
             "Epochs": epochs_trained(state, options) if trained else "-",
@@ -97,7 +112,7 @@ def evaluate_checkpoints(opt):
             batch_size = options["batch_size"] if protocol == "batch" else opt.batch_size
             scores = evaluation.evaluate(model, source, batch_size, limit, progress=opt.progress,
                                          acc_thresh=opt.acc_thresh)
-            rows.append(row(options, NETWORK_NAMES[options["model"]], scores, state, protocol))
+            rows.append(row(options, None, scores, state, protocol))
             rows[-1]["Checkpoint"] = str(path)
             rows[-1]["Step"] = state["step"]
     for r in rows:
@@ -142,14 +157,13 @@ def write_outputs(opt, paths, loaded, source, rows, baseline):
     grid = figures.triplet_grid(rgb.numpy(), colorized)
     figures.save_image(grid, out / "samples.png", min_size=768)
 
-    logs = {NETWORK_NAMES[o["model"]]: p.parent / "log.csv" for p, (_, o, _) in zip(paths, loaded)
-            if (p.parent / "log.csv").exists()}
+    labels = curve_labels(paths, loaded)
+    logs = {label: p.parent / "log.csv" for label, p in zip(labels, paths) if (p.parent / "log.csv").exists()}
     written = ["results.md", "results.json", "samples.png"]
     if logs:
         figures.plot_loss_curves(logs, out / "loss.png")
         written.append("loss.png")
-    evals = {NETWORK_NAMES[o["model"]]: p.parent / "eval.csv" for p, (_, o, _) in zip(paths, loaded)
-             if (p.parent / "eval.csv").exists()}
+    evals = {label: p.parent / "eval.csv" for label, p in zip(labels, paths) if (p.parent / "eval.csv").exists()}
     if figures.plot_quality_curves(evals, out / "quality.png", baseline):
         written.append("quality.png")
     print(f"Wrote {', '.join(str(out / name) for name in written)}")
