@@ -1,8 +1,6 @@
 """Export a checkpoint's generator for use without this project's code.
 
-    python export.py --checkpoint checkpoints/cifar10_gan --output exported/ [--format keras,saved_model,litert]
-
-(ONNX is not written yet: the SavedModel is tf2onnx's usual input, not tried here.)
+    python export.py --checkpoint checkpoints/cifar10_gan --output exported/ [--format keras,saved_model,onnx,litert]
 
 - `generator.keras`: the U-Net in Keras' own layers (models/generator.py), float32, BatchNorm's moving
   statistics. In: L* normalised, L / 50 - 1, shape (batch, H, W, 1), H and W multiples of
@@ -12,6 +10,9 @@
   returns colour ones: in `grey`, uint8 (batch, H, W, 1) (H, W as above); out `rgb`, uint8
   (batch, H, W, 3), and `ab`, the network's float32 output. Its Lab conversions are this project's
   (data/color.py): the same pixels as test.py's sample grids.
+- `generator.onnx` (ONNX opset of tf2onnx, through Keras' Model.export): the network as in
+  generator.keras. Input `L`, float32 (batch, H, W, 1); output `ab`-values named `Identity:0`,
+  float32 (batch, H, W, 2); batch, height and width are dynamic. Checked with onnxruntime.
 - `generator.tflite` (LiteRT, Keras' Model.export): the network as in generator.keras (input and
   output as there; resize the interpreter's input tensor to your batch and size).
 
@@ -21,6 +22,7 @@ Each format's output is checked against the checkpoint's before export.py report
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +36,10 @@ from models.presets import downsampling_factor
 from options import add_checkpoint
 from util import atomic
 
-FORMATS = ("keras", "saved_model", "litert")
+FORMATS = ("keras", "saved_model", "onnx", "litert")
 # Largest absolute difference allowed from the checkpoint's own float32 generator on a*b* / 110
 # (float32 everywhere; only the order of operations differs) and on the SavedModel's uint8 RGB.
-TOLERANCE = {"keras": 1e-5, "saved_model": 1e-5, "litert": 1e-4, "rgb_levels": 1}
+TOLERANCE = {"keras": 1e-5, "saved_model": 1e-5, "onnx": 1e-4, "litert": 1e-4, "rgb_levels": 1}
 
 
 class ExportError(Exception):
@@ -45,7 +47,7 @@ class ExportError(Exception):
 
 
 def parse_options(argv=None):
-    p = argparse.ArgumentParser(description="Export a checkpoint's generator (Keras, SavedModel, LiteRT).")
+    p = argparse.ArgumentParser(description="Export a checkpoint's generator (Keras, SavedModel, ONNX, LiteRT).")
     add_checkpoint(p)
     p.add_argument("--output", required=True, help="folder to write the exported files into")
     p.add_argument("--format", default="keras,saved_model",
@@ -94,6 +96,7 @@ def export(opt):
     grey = probe_input(config["image_size"], factor)
     L, _ = color.rgb_to_model_input(tf.repeat(grey, 3, axis=-1))
     want = model.generator(L, training=False).numpy()
+    plain(L, training=False)  # Keras exports only a model that has been called
     report = {"checkpoint": str(ckpt.resolve_checkpoint(opt.checkpoint)), "step": state["step"],
               "model": config["model"], "dataset": options.get("dataset"), "image_size": config["image_size"],
               "size_multiple": factor, "formats": {}}
@@ -112,6 +115,11 @@ def export(opt):
         report["formats"]["saved_model"] = {"folder": path.name, "max_error": check(
             "saved_model ab", served["ab"].numpy(), want, TOLERANCE["saved_model"]),
             "max_rgb_levels": check("saved_model rgb", served["rgb"].numpy(), expected_rgb, TOLERANCE["rgb_levels"])}
+    if "onnx" in opt.formats:
+        path = out / "generator.onnx"
+        export_onnx(plain, path)
+        report["formats"]["onnx"] = {"file": path.name, "max_error": check(
+            "generator.onnx", run_onnx(path, L.numpy()), want, TOLERANCE["onnx"])}
     if "litert" in opt.formats:
         path = out / "generator.tflite"
         export_litert(plain, path)
@@ -125,6 +133,19 @@ def export(opt):
 def export_litert(plain, path):
     """LiteRT through Keras' Model.export: any batch and size (resize the interpreter's input)."""
     atomic.atomic_write(path, lambda tmp: plain.export(str(tmp), format="litert", verbose=False), mode=None)
+
+
+def export_onnx(plain, path):
+    """ONNX through Keras' Model.export (tf2onnx underneath): any batch and size."""
+    with warnings.catch_warnings():  # Keras' numpy-2 patch of tf2onnx warns about np.object
+        warnings.simplefilter("ignore", FutureWarning)
+        atomic.atomic_write(path, lambda tmp: plain.export(str(tmp), format="onnx", verbose=False), mode=None)
+
+
+def run_onnx(path, L):
+    import onnxruntime  # only here: export.py runs without it for the other formats
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: L.astype(np.float32)})[0]
 
 
 def run_litert(path, L):

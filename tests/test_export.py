@@ -39,15 +39,18 @@ def test_the_plain_generator_has_the_variables_of_the_memory_saving_one_in_order
 def test_every_format_loads_without_the_project_and_matches_the_checkpoint(checkpoint, tmp_path):
     out = tmp_path / "exported"
     assert export.main(["--checkpoint", str(checkpoint), "--output", str(out),
-                        "--format", "keras,saved_model,litert"]) == 0
+                        "--format", "keras,saved_model,onnx,litert"]) == 0
     report = json.loads((out / "export.json").read_text())
-    assert set(report["formats"]) == {"keras", "saved_model", "litert"} and report["size_multiple"] == 4
+    assert set(report["formats"]) == {"keras", "saved_model", "onnx", "litert"} and report["size_multiple"] == 4
     grey = np.random.default_rng(5).integers(0, 256, (2, 16, 16, 1), dtype=np.uint8)
     np.save(tmp_path / "grey.npy", grey)
+    L, _ = color.rgb_to_model_input(tf.repeat(tf.constant(grey), 3, axis=-1))
+    L_wide = tf.image.resize(L, (16, 32))  # another width than the export's probe: sizes are dynamic
+    np.save(tmp_path / "L.npy", L_wide.numpy())
     # A fresh interpreter that cannot import this project (-I: no script folder, no PYTHONPATH).
     code = textwrap.dedent(f"""
         import json, sys
-        import numpy as np, keras, tensorflow as tf
+        import numpy as np, keras, onnxruntime, tensorflow as tf
         assert not any("work/main" in p and "site-packages" not in p for p in sys.path), sys.path
         try:
             import models
@@ -59,7 +62,11 @@ def test_every_format_loads_without_the_project_and_matches_the_checkpoint(check
         net = keras.models.load_model({str(out / 'generator.keras')!r})
         served = tf.saved_model.load({str(out / 'saved_model')!r}).signatures["serving_default"](grey=tf.constant(grey))
         interpreter = tf.lite.Interpreter(model_path={str(out / 'generator.tflite')!r})
+        L = np.load({str(tmp_path / 'L.npy')!r})
+        session = onnxruntime.InferenceSession({str(out / 'generator.onnx')!r})
+        onnx_ab = session.run(None, {{"L": L}})[0]
         print(json.dumps({{"rgb": served["rgb"].numpy().tolist(), "ab": served["ab"].numpy().tolist(),
+                          "onnx": onnx_ab.tolist(), "keras": net(L, training=False).numpy().tolist(),
                           "layers": sorted({{type(l).__module__.split(".")[0] for l in net.layers}})}}))
     """)
     result = subprocess.run([sys.executable, "-I", "-c", code], cwd=tmp_path, capture_output=True, text=True,
@@ -68,7 +75,9 @@ def test_every_format_loads_without_the_project_and_matches_the_checkpoint(check
     got = json.loads(result.stdout.strip().splitlines()[-1])
     assert got["layers"] == ["keras"]  # Keras' own layers only
     model, _, _ = load_for_inference(checkpoint, mixed_precision=False)
-    L, _ = color.rgb_to_model_input(tf.repeat(tf.constant(grey), 3, axis=-1))
+    want_wide = model.generator(L_wide, training=False).numpy()
+    np.testing.assert_allclose(np.array(got["keras"]), want_wide, atol=export.TOLERANCE["keras"])
+    np.testing.assert_allclose(np.array(got["onnx"]), want_wide, atol=export.TOLERANCE["onnx"])
     np.testing.assert_allclose(np.array(got["ab"]), model.generator(L, training=False).numpy(), atol=1e-5)
     expected_rgb = evaluation.to_uint8(evaluation.colorize(model, L))  # test.py's pixels
     assert np.abs(np.array(got["rgb"]).astype(int) - expected_rgb.astype(int)).max() <= 1
