@@ -132,6 +132,10 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 1
     size = opt.size or model.config["image_size"]
+    if size is None:  # a generator.keras without its export.json
+        print(f"error: {opt.checkpoint} does not say the size it was trained at (no export.json beside it); "
+              f"pass --size", file=sys.stderr)
+        return 1
     print(f"Colorizing {len(inputs)} images into {output} (the network sees them at {size} pixels)")
     protected = {source.resolve() for source, _ in inputs}
     counts = Counter()

@@ -99,7 +99,10 @@ def export(opt):
     plain(L, training=False)  # Keras exports only a model that has been called
     report = {"checkpoint": str(ckpt.resolve_checkpoint(opt.checkpoint)), "step": state["step"],
               "model": config["model"], "dataset": options.get("dataset"), "image_size": config["image_size"],
-              "size_multiple": factor, "formats": {}}
+              "size_multiple": factor, "formats": {},
+              # test.py, colorize.py and serve.py read the run's options and state from here when
+              # they are given generator.keras instead of a checkpoint.
+              "options": options, "state": state}
 
     if "keras" in opt.formats:
         path = out / "generator.keras"

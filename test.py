@@ -35,7 +35,7 @@ parse_options = parse_test_options
 
 def describe_network(options, state):
     """The network column of a trained checkpoint: its model, recipe and origin."""
-    network = NETWORK_NAMES[options["model"]]
+    network = NETWORK_NAMES.get(options.get("model"), "generator")
     if options.get("recipe", "paper") != "paper":
         network = f"{network}, {options['recipe']} recipe"
     if options.get("init_generator"):  # train.py --init-generator: the pretraining is counted
@@ -83,6 +83,10 @@ def evaluate_checkpoints(opt):
     paths = [ckpt.resolve_checkpoint(c) for c in opt.checkpoint]
     protocols = ("moving", "batch") if opt.bn_statistics == "both" else (opt.bn_statistics,)
     loaded = [load_for_inference(p, opt.mixed_precision, protocols[0]) for p in paths]
+    for path, (_, options, _) in zip(paths, loaded):
+        if not {"dataset", "image_size"} <= set(options):  # a generator.keras alone
+            raise ckpt.CheckpointError(f"{path} does not name its dataset and image size (export.py writes them "
+                                       f"into the export.json beside it)")
     first = loaded[0][1]
     for _, options, _ in loaded[1:]:
         if (options["dataset"], options["image_size"]) != (first["dataset"], first["image_size"]):

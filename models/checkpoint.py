@@ -188,13 +188,18 @@ def latest_checkpoint(folder):
     return found[-1] if found else None
 
 
+EXPORTED_GENERATOR = "generator.keras"  # export.py's; usable wherever a checkpoint is read for inference
+
+
 def resolve_checkpoint(path):
-    """A checkpoint file, or the latest checkpoint in a run folder."""
+    """A checkpoint file, the latest checkpoint in a run folder, or an export folder's generator.keras."""
     path = Path(path)
     if path.is_dir():
         latest = latest_checkpoint(path)
+        if latest is None and (path / EXPORTED_GENERATOR).is_file():
+            return path / EXPORTED_GENERATOR
         if latest is None:
-            raise CheckpointError(f"no checkpoint (step_*.h5) in {path}")
+            raise CheckpointError(f"no checkpoint (step_*.h5 or {EXPORTED_GENERATOR}) in {path}")
         return latest
     return path
 

@@ -5,6 +5,9 @@ step and checkpoint I/O.
 generator trained with the L1 term alone.  All numbers come from docs/recipe.md ("Losses and
 schedule").
 """
+import json
+from pathlib import Path
+
 import keras
 import tensorflow as tf
 
@@ -214,7 +217,8 @@ def describe_difference(saved, wanted):
 
 
 def load_for_inference(path, mixed_precision=None, bn_statistics="moving"):
-    """A model restored from a checkpoint file or run folder, plus its (config, options, state).
+    """A model restored from a checkpoint file or run folder, plus its (config, options, state);
+    or export.py's generator.keras (load_exported).
 
     mixed_precision: None runs the generator in the precision it was trained in; True / False
     choose 16-bit (bfloat16 on CPUs, float16 on GPUs) or float32 inference whatever the training
@@ -223,6 +227,8 @@ def load_for_inference(path, mixed_precision=None, bn_statistics="moving"):
     as the reference code evaluated; models/lowmem/normalization.py).
     """
     path = ckpt.resolve_checkpoint(path)
+    if path.suffix == ".keras":
+        return load_exported(path, bn_statistics)
     config, options, state = ckpt.read_metadata(path)
     if mixed_precision is not None:
         config = {**config, "mixed_precision": bool(mixed_precision)}
@@ -230,4 +236,49 @@ def load_for_inference(path, mixed_precision=None, bn_statistics="moving"):
     ckpt.restore_variables(path, {"generator": model.generator.variables})
     model.step.assign(state["step"])
     set_inference_statistics(model.generator, bn_statistics)
+    return model, options, state
+
+
+class ExportedGenerator:
+    """export.py's generator.keras where a checkpoint is expected, for inference: `predict_ab` and
+    the `config` keys inference reads (image_size; encoder, for the sizes the network takes)."""
+
+    def __init__(self, generator, image_size):
+        self.generator = generator
+        # The strided convolutions fix the sizes the network takes (models/presets.py).
+        strided = [(layer.filters, layer.strides[0]) for layer in generator._flatten_layers(include_self=False)
+                   if type(layer) is keras.layers.Conv2D]
+        self.config = {"model": "exported", "encoder": strided, "image_size": image_size}
+        self._predict = tf.function(lambda L: tf.cast(generator(L, training=False), tf.float32),
+                                    input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+
+    def predict_ab(self, L):
+        return self._predict(tf.convert_to_tensor(L, tf.float32))
+
+
+def load_exported(path, bn_statistics="moving"):
+    """(model, options, state) of export.py's generator.keras: float32, BatchNorm's moving statistics.
+    The run's options and state come from the export.json beside it (export.py writes both); without
+    one, only colorize.py works, and it needs --size."""
+    if bn_statistics != "moving":
+        raise ckpt.CheckpointError(f"{path}: an exported generator has BatchNorm's moving statistics only; "
+                                   f"--bn-statistics batch needs a training checkpoint (step_*.h5)")
+    try:
+        generator = keras.models.load_model(path, compile=False)  # safe mode: no code is deserialised
+    except Exception as e:  # Keras raises many kinds for a bad file
+        raise ckpt.CheckpointError(f"{path} is not a Keras model ({type(e).__name__}: "
+                                   f"{str(e).strip().splitlines()[0] if str(e).strip() else 'unreadable'})") from None
+    shapes = (tuple(generator.inputs[0].shape) if len(generator.inputs) == 1 else None,
+              tuple(generator.outputs[0].shape) if len(generator.outputs) == 1 else None)
+    if shapes[0] is None or shapes[1] is None or shapes[0][-1] != 1 or shapes[1][-1] != 2:
+        raise ckpt.CheckpointError(f"{path} is not a colorization generator (L in, a*b* out): its inputs and "
+                                   f"outputs are {shapes}")
+    meta_path = Path(path).with_name("export.json")
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except (OSError, ValueError) as e:
+        raise ckpt.CheckpointError(f"{meta_path} is unreadable ({e})") from None
+    options = meta.get("options") or {}
+    state = meta.get("state") or {"step": meta.get("step", 0), "epoch": 0}
+    model = ExportedGenerator(generator, options.get("image_size") or meta.get("image_size"))
     return model, options, state

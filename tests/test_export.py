@@ -6,6 +6,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from PIL import Image
 import tensorflow as tf
 
 import evaluation
@@ -91,3 +92,44 @@ def test_a_bad_checkpoint_or_format_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         export.parse_options(["--checkpoint", "c", "--output", "o", "--format", "keras,pickle"])
     assert e.value.code == 2 and "unknown pickle" in capsys.readouterr().err
+
+
+def test_colorize_and_test_py_take_the_exported_generator_where_they_take_a_checkpoint(checkpoint, tmp_path, capsys):
+    import colorize
+    import test as test_script
+    from tests.helpers import write_images
+    out = tmp_path / "exported"
+    assert export.main(["--checkpoint", str(checkpoint), "--output", str(out), "--format", "keras"]) == 0
+    photos = write_images(tmp_path / "photos", 3, size=(20, 36))
+    for name, source in (("from_h5", checkpoint), ("from_keras", out / "generator.keras")):
+        assert colorize.main([str(photos), "--checkpoint", str(source), "--output", str(tmp_path / name),
+                              "--no-mixed-precision", "--no-progress"]) == 0
+    for photo in sorted(photos.iterdir()):
+        a, b = (np.asarray(Image.open(tmp_path / name / photo.name), np.int16) for name in ("from_h5", "from_keras"))
+        assert a.shape == (20, 36, 3) and np.abs(a - b).max() <= 1  # float32 both; the order of operations differs
+    scores = {}
+    for name, source in (("h5", checkpoint), ("keras", out)):  # an export folder resolves to its generator.keras
+        assert test_script.main(["--checkpoint", str(source), "--dataset", "folder", "--dataset-path", str(photos),
+                                 "--output", str(tmp_path / f"scores_{name}"), "--no-mixed-precision",
+                                 "--no-progress"]) == 0
+        scores[name] = json.loads((tmp_path / f"scores_{name}" / "results.json").read_text())[1]
+    assert scores["keras"]["Checkpoint"].endswith("generator.keras")
+    assert abs(scores["keras"]["MAE"] - scores["h5"]["MAE"]) < 0.02 and scores["keras"]["Step"] == 3
+    capsys.readouterr()
+    # Without its export.json the file still colorizes, given --size; test.py says what is missing.
+    (out / "export.json").unlink()
+    assert colorize.main([str(photos), "--checkpoint", str(out), "--output", str(tmp_path / "c"), "--no-progress"]) == 1
+    assert "pass --size" in capsys.readouterr().err
+    assert colorize.main([str(photos), "--checkpoint", str(out), "--output", str(tmp_path / "c"), "--size", "16",
+                          "--no-progress"]) == 0
+    assert test_script.main(["--checkpoint", str(out), "--dataset", "folder", "--dataset-path", str(photos),
+                             "--output", str(tmp_path / "s"), "--no-progress"]) == 1
+    assert "does not name its dataset and image size" in capsys.readouterr().err
+    assert test_script.main(["--checkpoint", str(out / "generator.keras"), "--bn-statistics", "batch",
+                             "--output", str(tmp_path / "s"), "--no-progress"]) == 1
+    assert "moving statistics only" in capsys.readouterr().err
+    (tmp_path / "fake.keras").write_bytes(b"not a zip")
+    assert colorize.main([str(photos), "--checkpoint", str(tmp_path / "fake.keras"), "--output",
+                          str(tmp_path / "d"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a Keras model" in err[0], err
