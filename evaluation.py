@@ -59,20 +59,61 @@ def evaluate(model, source, batch_size, limit=None, names=tuple(METRICS), progre
     total = len(source) if limit is None else min(limit, len(source))
     for rgb, L, _ in tqdm(eval_batches(source, batch_size, limit), total=-(-total // batch_size),
                           disable=not progress, unit="batch", leave=False):
-        true, pred = rgb.numpy(), predict(L)
-        inputs = {"rgb": (true, pred), "pred": (pred,), "true": (true,)}
-        if any(METRICS[n][1] == "lab" for n in names):
-            inputs["lab"] = (color.rgb_to_lab(true).numpy(), color.rgb_to_lab(pred / 255.0).numpy())
-        for name in names:
-            function, kind = METRICS[name]
-            if name == "accuracy":
-                function = functools.partial(function, thresh=acc_thresh)
-            sums[name] += float(np.sum(function(*inputs[kind])))
+        true = rgb.numpy()
+        _add_scores(sums, true, predict(L), names, acc_thresh)
         count += len(true)
     if count == 0:
         raise DatasetError(f"no usable test images: every one of the {total} test files was skipped "
                            f"(not decodable; see the warnings above)")
+    return _means(sums, count)
+
+
+def _add_scores(sums, true, pred, names, acc_thresh):
+    """Adds each metric's sum over a batch (true uint8, pred 0-255 floats, N x H x W x 3) to `sums`."""
+    inputs = {"rgb": (true, pred), "pred": (pred,), "true": (true,)}
+    if any(METRICS[n][1] == "lab" for n in names):
+        inputs["lab"] = (color.rgb_to_lab(true).numpy(), color.rgb_to_lab(pred / 255.0).numpy())
+    for name in names:
+        function, kind = METRICS[name]
+        if name == "accuracy":
+            function = functools.partial(function, thresh=acc_thresh)
+        sums[name] += float(np.sum(function(*inputs[kind])))
+
+
+def _means(sums, count):
     means = {name: value / count for name, value in sums.items()}
     if "psnr" in means:
         means["psnr"] = float(metrics.psnr_from_mse(means["psnr"]))
     return means
+
+
+class _NoColour:
+    """A stand-in model for photos.colorize_image: a* = b* = 0 everywhere."""
+    config = {"encoder": []}
+
+    @staticmethod
+    def predict_ab(L):
+        return tf.zeros([*L.shape[:3], 2], tf.float32)
+
+
+def evaluate_photos(model, paths, size, names=tuple(METRICS), progress=False, acc_thresh=2.0):
+    """Mean of each metric over colour photos colorized at their full resolution by colorize.py's
+    code path (photos.colorize_image: the network sees the photo with its shorter side at `size`,
+    its colours are resized back to the photo and joined with the photo's own lightness). The
+    pixels scored are the uint8 ones colorize.py writes. model None: the no-colour baseline.
+    Grey photos and files that do not open are skipped, as in photo folders at the model's size."""
+    import photos  # Pillow and the full-resolution path: only here
+    sums, count = dict.fromkeys(names, 0.0), 0
+    for path in tqdm(paths, disable=not progress, unit="photo", leave=False):
+        try:
+            true = np.asarray(photos.read_image(path).convert("RGB"))
+        except photos.FileError:
+            continue  # named once already, when the folder was read
+        if np.all(true[..., :1] == true):
+            continue
+        pred = photos.colorize_image(model or _NoColour(), photos.Image.fromarray(true), size)
+        _add_scores(sums, true[None], np.asarray(pred, np.float32)[None], names, acc_thresh)
+        count += 1
+    if count == 0:
+        raise DatasetError(f"no colour photos among the {len(paths)} files to score at full resolution")
+    return _means(sums, count)

@@ -197,6 +197,9 @@ def test_parser():
     p.add_argument("--dataset", choices=sorted(DATASETS),
                    help="score on another dataset than the checkpoint's (with --dataset-path); folder: every "
                         "colour photo under --dataset-path, any depth, resized and cropped to the model's size")
+    p.add_argument("--full-resolution", action="store_true",
+                   help="with --dataset folder: also score every photo at its full resolution, colorized as "
+                        "colorize.py does (the network at the model's size, its colours resized to the photo)")
     p.add_argument("--output", help="output folder (default: beside the first checkpoint)")
     p.add_argument("--max-images", type=int, help="evaluate only the first N test images")
     p.add_argument("--batch-size", type=int, default=250)
@@ -217,6 +220,8 @@ def parse_test_options(argv=None):
     opt = p.parse_args(argv)
     if opt.dataset and not opt.dataset_path:
         p.error("--dataset needs --dataset-path")
+    if opt.full_resolution and opt.dataset != "folder":
+        p.error("--full-resolution scores photo folders: use it with --dataset folder --dataset-path DIR")
     if opt.max_images is not None and opt.max_images <= 0:
         p.error("--max-images must be positive")
     if opt.batch_size <= 0 or opt.acc_thresh <= 0:

@@ -4,6 +4,7 @@
 
 Each checkpoint (a file, or a run folder for its latest) says its dataset and architecture.
 """
+import functools
 import json
 import sys
 from pathlib import Path
@@ -121,7 +122,25 @@ def evaluate_checkpoints(opt):
             rows[-1]["Step"] = state["step"]
     for r in rows:
         r["Dataset"] = dataset
+    if opt.full_resolution:
+        rows += full_resolution_rows(opt, paths, loaded, source.paths[:n], first)
     return paths, loaded, source, rows, baseline
+
+
+def full_resolution_rows(opt, paths, loaded, photo_paths, first):
+    """The table again with each photo colorized at its full resolution (colorize.py's path)."""
+    print("Scoring the same photos at full resolution, as colorize.py writes them")
+    score = functools.partial(evaluation.evaluate_photos, paths=photo_paths, size=first["image_size"],
+                              progress=opt.progress, acc_thresh=opt.acc_thresh)
+    rows = [row(first, "no colour (a* = b* = 0)", score(None))]
+    for (model, options, state), path in zip(loaded, paths):
+        if opt.bn_statistics == "batch":  # one photo at a time: the moving statistics
+            model = load_for_inference(path, opt.mixed_precision, "moving")[0]
+        rows.append(row(options, None, score(model), state, "moving"))
+        rows[-1]["Checkpoint"], rows[-1]["Step"] = str(path), state["step"]
+    for r in rows:
+        r["Dataset"] = "folder, full resolution"
+    return rows
 
 
 def photo_source(folder, image_size):

@@ -269,3 +269,33 @@ def test_help_and_bad_options_answer_without_starting_tensorflow(script, args):
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     code = 0 if args == ["--help"] else 2
     assert done.stdout.strip().splitlines()[-1] == f"exit {code} heavy []", (done.stdout, done.stderr)
+
+
+def test_test_py_scores_your_photos_at_full_resolution_with_colorize_pys_pixels(tmp_path, capsys):
+    import colorize
+    import metrics
+    from PIL import Image
+    from tests.helpers import random_batch, tiny_model, write_images
+    model = tiny_model("unet")
+    model.train_step(*random_batch())
+    path = tmp_path / "run" / "step_00000001.h5"
+    model.save(path, {"dataset": "cifar10", "dataset_path": "/nowhere", "image_size": 16, "batch_size": 4,
+                      "model": "unet"}, {"epoch": 0, "position": 4})
+    photos = write_images(tmp_path / "photos", 3, size=(40, 70))
+    Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(photos / "grey.png")  # not scored
+    assert test_script.main(["--checkpoint", str(path), "--dataset", "folder", "--dataset-path", str(photos),
+                             "--full-resolution", "--output", str(tmp_path / "out"), "--no-progress"]) == 0
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())
+    full = [r for r in rows if r["Dataset"] == "folder, full resolution"]
+    assert [r["Network"] for r in full] == ["no colour (a* = b* = 0)", "U-Net (CNN)"] and len(rows) == 4
+    assert float(full[0]["Colourfulness"].split()[0]) < 0.5  # grey, up to the rounding to uint8
+    # The model's row scores exactly the pixels colorize.py writes for these photos.
+    assert colorize.main([str(photos), "--checkpoint", str(path), "--output", str(tmp_path / "colorized"),
+                          "--no-progress"]) == 0
+    maes = [metrics.mae_rgb(np.asarray(Image.open(p))[None].astype(np.float32),
+                            np.asarray(Image.open(tmp_path / "colorized" / p.name))[None].astype(np.float32))
+            for p in sorted(photos.glob("img_*.png"))]
+    assert full[1]["MAE"] == round(float(np.mean(maes)), 2)
+    with pytest.raises(SystemExit):
+        test_script.parse_options(["--checkpoint", str(path), "--full-resolution"])  # photo folders only
+    assert "--full-resolution scores photo folders" in capsys.readouterr().err
