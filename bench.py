@@ -28,7 +28,7 @@ from models.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("COLORGAN_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
-SECTIONS = ("steps", "pipelines", "inference", "loop", "memory")
+SECTIONS = ("steps", "profile", "pipelines", "inference", "loop", "memory")
 PRESET_SHAPES = {"cifar10": (32, 128), "places365": (256, 16)}  # image size, batch (README runs)
 
 
@@ -67,6 +67,58 @@ def bare_step(preset, kind, mixed, steps, batch, xla=False, implementation="lowm
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
     seconds = timed(lambda: float(model.train_step(L, ab)["g_l1"]), steps)
     return batch / seconds, model.traces
+
+
+# Op types of the profile, by what they do: the convolutions and matrix products are the FLOPs
+# the peak measures; everything else is time the step spends outside them.
+OP_GROUPS = {
+    "convolution": ("Conv", "MatMul", "Einsum"),
+    "batchnorm": ("BatchNorm",),
+    "cast": ("Cast",),
+    "layout (pad, slice, concat, transpose)": ("Pad", "Slice", "Concat", "Transpose", "Pack", "Reshape",
+                                               "Reverse", "Tile", "Gather"),
+    "reduction": ("Mean", "Sum", "Max", "Min", "Prod"),
+    "variables": ("VariableOp", "Assign"),
+}
+
+
+def op_group(op_type):
+    return next((group for group, words in OP_GROUPS.items() if any(w in op_type for w in words)),
+                "element-wise and other")
+
+
+def profile_step(kind, mixed, steps, batch, logdir):
+    """Seconds per op type in `steps` CIFAR-10 training steps, from a tf.profiler trace (written to
+    `logdir`, viewable in TensorBoard's profile tab): summed over TensorFlow's inter-op threads."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    size = PRESET_SHAPES["cifar10"][0]
+    model = ColorizationModel(architecture(kind, PRESETS["cifar10"]["encoder"], PRESETS["cifar10"]["dropout_layers"],
+                                           size, mixed), global_batch_size=batch)
+    rng = np.random.default_rng(0)
+    L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
+    ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
+    float(model.train_step(L, ab)["g_l1"])  # traced outside the profile
+    tf.profiler.experimental.start(str(logdir))
+    begin = time.perf_counter()
+    for _ in range(steps):
+        float(model.train_step(L, ab)["g_l1"])
+    wall = time.perf_counter() - begin
+    tf.profiler.experimental.stop()
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(sorted(Path(logdir).rglob("*.xplane.pb"))[-1].read_bytes())
+    seconds = {}
+    for plane in space.planes:
+        if plane.name != "/host:CPU":
+            continue
+        for line in plane.lines:
+            if not line.name.startswith("tf_Compute"):  # the inter-op threads run the graph's ops
+                continue
+            for event in line.events:
+                meta = plane.event_metadata[event.metadata_id]
+                if ":" in meta.name:  # "scope/op_name:OpType"; the rest is threadpool bookkeeping
+                    op_type = meta.display_name or meta.name.rsplit(":", 1)[1]
+                    seconds[op_type] = seconds.get(op_type, 0.0) + event.duration_ps * 1e-12
+    return seconds, wall
 
 
 def matmul_gflops(dtype=tf.float32, n=2048):
@@ -237,6 +289,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true",
                    help="about two minutes: the CIFAR-10 GAN at batch 8, one step of each, small samples")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--profile-dir", help="where the 'profile' section writes its tf.profiler traces "
+                                         "(TensorBoard's profile tab; default: a temporary folder)")
     p.add_argument("--only", action="append", choices=SECTIONS,
                    help="run only this section (repeatable); ratios to a step need 'steps'")
     opt = p.parse_args(argv)
@@ -291,6 +345,23 @@ def main(argv=None):
         ratio = rate / step_rates[("cifar10", "gan", False)]
         record("step cifar10 gan float32 --xla", f"{rate:.1f} img/s", f"{ratio:.2f}x float32 without XLA",
                images_per_s=rate, traces=traces, ratio=ratio)
+
+    # 2. Where the step's time goes (tf.profiler), float32 and bfloat16, CIFAR-10 GAN at batch 128.
+    for mixed in (False, True) if "profile" in sections and not opt.quick else ():
+        precision = "mixed" if mixed else "float32"
+        logdir = Path(opt.profile_dir or tempfile.mkdtemp()) / f"cifar10_gan_{precision}"
+        seconds, wall = profile_step("gan", mixed, 3, batches["cifar10"], logdir)
+        total = sum(seconds.values())
+        groups = {}
+        for op_type, value in seconds.items():
+            groups[op_group(op_type)] = groups.get(op_group(op_type), 0.0) + value
+        top = sorted(seconds.items(), key=lambda item: -item[1])[:6]
+        record(f"profile cifar10 gan {precision}: op time by kind",
+               ", ".join(f"{group} {value / total:.0%}" for group, value in sorted(groups.items(), key=lambda g: -g[1])),
+               f"op time summed over inter-op threads, {total / wall:.2f}x the wall time; top ops: "
+               + ", ".join(f"{name} {value / total:.0%}" for name, value in top) + f"; trace in {logdir}",
+               groups={g: v / total for g, v in groups.items()}, ops={k: v / total for k, v in seconds.items()},
+               op_seconds_per_wall_second=total / wall)
 
     # 3. Input pipelines alone, per core, as a multiple of the step that consumes them.
     cifar_dir, images = cifar_images()

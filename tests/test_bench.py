@@ -61,3 +61,16 @@ def test_the_step_flops_bench_reports_against_are_those_of_the_networks(preset):
     assert g > 0.5 and d > 0.1
     assert bench.step_gflops(preset, "unet") == pytest.approx(3 * g, rel=1e-9)
     assert bench.step_gflops(preset, "gan") == pytest.approx(7 * g + 10 * d, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_the_profile_finds_the_steps_convolutions_and_writes_a_trace(tmp_path):
+    import bench
+    seconds, wall = bench.profile_step("unet", False, 1, 4, tmp_path / "trace")
+    assert list((tmp_path / "trace").rglob("*.xplane.pb"))  # TensorBoard's profile tab reads it
+    assert wall > 0 and sum(seconds.values()) > 0
+    groups = {bench.op_group(op) for op in seconds}
+    assert "convolution" in groups and "batchnorm" in groups  # the U-Net's kernels, by type
+    assert bench.op_group("Conv2DBackpropFilter") == "convolution"
+    assert bench.op_group("_MklNativeFusedBatchNormGradV3") == "batchnorm"
+    assert bench.op_group("LeakyRelu") == "element-wise and other"
