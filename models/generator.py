@@ -5,7 +5,10 @@ the network is fully convolutional: built with unknown height and width, it take
 is a multiple of 2 ** (stride-2 encoder layers) (models/presets.py).
 
 models/lowmem/generator.py builds the same variables in the same order from memory-saving layers
-(`--implementation lowmem`); tests/test_memory.py checks that both compute the same function.
+(`--implementation lowmem`, the default: faster and far smaller, README "Speed"); tests/test_models.py
+and tests/test_memory.py check that both compute the same function. To try an idea, change this file
+and train with `--implementation plain` (the equivalence tests then fail, as they should, until the
+lowmem builder follows), or copy it into a new network with one line in models/registry.py.
 """
 import keras
 from keras import layers
