@@ -200,3 +200,19 @@ def test_in_a_browser_ten_turing_answers_give_the_reported_rate_and_the_csv(serv
     page.screenshot(path=str(tmp_path / "turing_page.png"), full_page=True)
     if os.environ.get("COLORGAN_WRITE_SCREENSHOTS"):
         shutil.copy(tmp_path / "turing_page.png", DOCS / "serve_turing.png")
+
+
+def test_the_page_serves_an_exported_generator_with_colorize_py_s_bytes(checkpoint, tmp_path):
+    import export
+    from fastapi.testclient import TestClient
+    exported = tmp_path / "exported"
+    assert export.main(["--checkpoint", str(checkpoint), "--output", str(exported), "--format", "keras"]) == 0
+    client = TestClient(serve.create_app(exported, turing_images=4))
+    source = png_file(tmp_path / "photo.png", size=(40, 28))
+    answer = client.post("/api/colorize", files={"file": ("photo.png", source.read_bytes())})
+    assert answer.status_code == 200
+    assert answer.content == colorize_py_png(exported, source, tmp_path)  # the same file as colorize.py's
+    state = client.get("/api/turing/bob").json()  # test images from the dataset export.json names
+    assert state["total"] == 4 and state["next"] == 0
+    assert client.post("/api/turing/bob", data={"index": 0, "answer": "real"}).json()["answered"] == 1
+    assert (exported / "turing.csv").exists()  # the answers go beside the exported file
