@@ -115,7 +115,8 @@ def profile_step(kind, mixed, steps, batch, logdir):
                 continue
             for event in line.events:
                 meta = plane.event_metadata[event.metadata_id]
-                if ":" in meta.name:  # "scope/op_name:OpType"; the rest is threadpool bookkeeping
+                if meta.name.count(":") == 1:  # "scope/op_name:OpType"; not "ExecutorState::Process",
+                    # the span that encloses each op, nor the rest of the threadpool's bookkeeping
                     op_type = meta.display_name or meta.name.rsplit(":", 1)[1]
                     seconds[op_type] = seconds.get(op_type, 0.0) + event.duration_ps * 1e-12
     return seconds, wall

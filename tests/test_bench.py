@@ -74,3 +74,4 @@ def test_the_profile_finds_the_steps_convolutions_and_writes_a_trace(tmp_path):
     assert bench.op_group("Conv2DBackpropFilter") == "convolution"
     assert bench.op_group("_MklNativeFusedBatchNormGradV3") == "batchnorm"
     assert bench.op_group("LeakyRelu") == "element-wise and other"
+    assert not any("Process" in op or "::" in op for op in seconds)  # spans that enclose ops are not ops
