@@ -11,14 +11,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options
+if __name__ == "__main__" and any("multiworker" in arg for arg in sys.argv):
+    # Before any thread starts (numpy's, then TensorFlow's), which inherit this: SIGTERM waits until
+    # the strategy is made, so that TensorFlow's preemption notifier cannot swallow it
+    # (distribute.Watchdog).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options  # noqa: E402
 
 if __name__ == "__main__":
     parse_train_options()  # --help and bad options answer before TensorFlow is imported
-if __name__ == "__main__" and any("multiworker" in arg for arg in sys.argv):
-    # Before TensorFlow starts its threads, which inherit this: SIGTERM waits until the strategy is
-    # made, so that TensorFlow's preemption notifier cannot swallow it (distribute.Watchdog).
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 
 import keras
 import numpy as np

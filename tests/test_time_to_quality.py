@@ -222,5 +222,6 @@ def test_the_fast_recipe_sets_its_defaults_and_explicit_options_win():
     assert not parse_train_options(["--dataset", "cifar10", "--recipe", "fast", "--no-zero-head"]).zero_head
     scores = dict.fromkeys(["mae", "accuracy", "psnr", "ssim", "auc", "colourfulness", "colourfulness_true"], 1.0)
     state = {"epoch": 1, "position": 0, "seconds": 60}
-    assert test_script.row(vars(fast), "U-Net", scores, state)["Network"] == "U-Net, fast recipe"
-    assert test_script.row(vars(paper), "U-Net", scores, state)["Network"] == "U-Net"
+    assert test_script.row({**vars(fast), "model": "unet"}, None, scores, state)["Network"] == "U-Net (CNN), fast recipe"
+    assert test_script.row({**vars(paper), "model": "unet"}, None, scores, state)["Network"] == "U-Net (CNN)"
+    assert test_script.row(vars(paper), "no colour (a* = b* = 0)", scores)["Network"] == "no colour (a* = b* = 0)"
