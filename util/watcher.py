@@ -8,8 +8,9 @@ outside. The training process sends "+" / "-" on SECTION_FD as it enters and lea
 waits on the other workers; SIGNAL_FD is its signal.set_wakeup_fd pipe, written by the C signal
 handler even while Python is stuck. This process kills it (SIGKILL, after one line on stderr)
 - when a section lasts more than TIMEOUT seconds (0: never), or
-- when, after Ctrl-C or SIGTERM, the section it is in has not ended GRACE seconds (or twice the
-  longest section so far) after the signal. (While TensorFlow sets the cluster up, the training
+- when, after Ctrl-C or SIGTERM, the section it is in has not ended GRACE seconds after the signal
+  and has lasted twice the longest section so far (a slow but healthy collective may finish; a
+  long start of the cluster under load does not stretch the wait of a worker stuck since). (While TensorFlow sets the cluster up, the training
   process blocks SIGTERM, which TensorFlow's preemption notifier would swallow: a pending SIGTERM,
   read from /proc, counts as received.)
 It ends by itself when the training process closes the pipe (exits, however).
@@ -41,8 +42,11 @@ def watch(parent, signal_fd, section_fd, timeout, grace):
             continue
         if signal_at is None and sigterm_pending(parent):
             signal_at = now
+        # After a stop request: `grace` seconds, and the open section has lasted twice the longest
+        # one so far (a slow but healthy collective may finish). A long section measured before
+        # (the cluster's start under load) must not stretch the wait after the request.
         wait = max(grace, 2 * longest)
-        if signal_at is not None and now - max(since, signal_at) > wait:
+        if signal_at is not None and now - max(since, signal_at) > grace and now - since > 2 * longest:
             return give_up(parent, f"stopped: the other workers did not answer within {wait:.0f} s of the stop "
                                    f"request; exiting without saving (the last checkpoint is kept)")
         if timeout and now - since > timeout:
