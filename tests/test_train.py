@@ -194,14 +194,21 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_good_checkpoints(imag
             assert all(np.isfinite(f["generator"][k][()]).all() for k in f["generator"]), path.name
 
 
-def test_test_py_scores_a_checkpoint_on_a_folder_of_your_own_photos(tmp_path, capsys):
-    from PIL import Image
-    from tests.helpers import random_batch, tiny_model, write_images
+def one_step_unet_checkpoint(tmp_path):
+    """A tiny U-Net after one step, saved as a CIFAR-10 run whose dataset is nowhere."""
+    from tests.helpers import random_batch, tiny_model
     model = tiny_model("unet")
     model.train_step(*random_batch())
     path = tmp_path / "run" / "step_00000001.h5"
     model.save(path, {"dataset": "cifar10", "dataset_path": "/nowhere", "image_size": 16, "batch_size": 4,
                       "model": "unet"}, {"epoch": 0, "position": 4})
+    return path
+
+
+def test_test_py_scores_a_checkpoint_on_a_folder_of_your_own_photos(tmp_path, capsys):
+    from PIL import Image
+    from tests.helpers import write_images
+    path = one_step_unet_checkpoint(tmp_path)
     photos = write_images(tmp_path / "photos" / "2019", 3, size=(40, 50))  # any depth, any size
     write_images(tmp_path / "photos", 2, size=(30, 30), seed=4, ext="jpg")
     Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(photos / "grey.png")  # not scored
@@ -275,12 +282,8 @@ def test_test_py_scores_your_photos_at_full_resolution_with_colorize_pys_pixels(
     import colorize
     import metrics
     from PIL import Image
-    from tests.helpers import random_batch, tiny_model, write_images
-    model = tiny_model("unet")
-    model.train_step(*random_batch())
-    path = tmp_path / "run" / "step_00000001.h5"
-    model.save(path, {"dataset": "cifar10", "dataset_path": "/nowhere", "image_size": 16, "batch_size": 4,
-                      "model": "unet"}, {"epoch": 0, "position": 4})
+    from tests.helpers import write_images
+    path = one_step_unet_checkpoint(tmp_path)
     photos = write_images(tmp_path / "photos", 3, size=(40, 70))
     Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(photos / "grey.png")  # not scored
     assert test_script.main(["--checkpoint", str(path), "--dataset", "folder", "--dataset-path", str(photos),
