@@ -21,6 +21,9 @@ METRICS = {
     "auc": (metrics.auc_ab, "lab"),
     "colourfulness": (metrics.colourfulness, "pred"),
     "colourfulness_true": (metrics.colourfulness, "true"),
+    # Set-level: the intersection of the colorized and the true a*b* histograms (1: the colours
+    # of the truth, used as often). Its sums are the two histograms.
+    "palette": (metrics.ab_histogram, "lab"),
 }
 
 
@@ -77,11 +80,16 @@ def _add_scores(sums, true, pred, names, acc_thresh):
         function, kind = METRICS[name]
         if name == "accuracy":
             function = functools.partial(function, thresh=acc_thresh)
+        if name == "palette":
+            sums[name] = sums[name] + np.stack([function(lab) for lab in reversed(inputs[kind])])  # pred, true
+            continue
         sums[name] += float(np.sum(function(*inputs[kind])))
 
 
 def _means(sums, count):
-    means = {name: value / count for name, value in sums.items()}
+    means = {name: value / count for name, value in sums.items() if name != "palette"}
+    if "palette" in sums:
+        means["palette"] = metrics.histogram_intersection(*sums["palette"])
     if "psnr" in means:
         means["psnr"] = float(metrics.psnr_from_mse(means["psnr"]))
     return means

@@ -138,3 +138,25 @@ def colourfulness(rgb):
     std = np.sqrt(rg.var(axis=(1, 2)) + yb.var(axis=(1, 2)))
     mean = np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
     return std + 0.3 * mean
+
+
+def ab_histogram(lab, bin_size=10, limit=110):
+    """Pixel counts of a batch's a*b* in square bins `bin_size` wide centred on multiples of
+    `bin_size` from -limit to limit (values beyond land in the edge bins; grey is a bin's centre):
+    a (2 limit / bin_size + 1)^2 float64 array.
+
+    The grid is Zhang et al. 2016's quantised a*b* space (bins of 10); summed over a set, it is
+    the set's palette: how often each colour is used, whatever the image or pixel."""
+    x = np.asarray(lab, dtype=np.float64)
+    half = int(round(limit / bin_size))
+    index = np.clip(np.round(x[..., 1:3] / bin_size), -half, half).astype(np.int64) + half
+    bins = 2 * half + 1
+    flat = (index[..., 0] * bins + index[..., 1]).ravel()
+    return np.bincount(flat, minlength=bins * bins).astype(np.float64).reshape(bins, bins)
+
+
+def histogram_intersection(p, q):
+    """sum(min(p, q)) of two histograms normalised to sum 1: 1 for the same distribution, 0 for
+    disjoint ones (Swain and Ballard 1991)."""
+    p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
+    return float(np.minimum(p / p.sum(), q / q.sum()).sum())

@@ -27,7 +27,7 @@ from util import atomic
 ROOT = Path(__file__).resolve().parent
 
 COLUMNS = ("Dataset", "Network", "BatchNorm", "Batch size", "Epochs", "Hours", "MAE", "Accuracy", "PSNR", "SSIM", "AuC",
-           "Colourfulness")
+           "Colourfulness", "Palette")
 NETWORK_NAMES = {"gan": "GAN", "unet": "U-Net (CNN)"}
 
 
@@ -62,7 +62,8 @@ def row(options, network, scores, state=None, bn_statistics="-"):
             "MAE": round(scores["mae"], 2), "Accuracy": round(100 * scores["accuracy"], 2),
             "PSNR": round(scores["psnr"], 2), "SSIM": round(scores["ssim"], 4),
             "AuC": round(100 * scores["auc"], 2),
-            "Colourfulness": f"{scores['colourfulness']:.1f} (truth {scores['colourfulness_true']:.1f})"}
+            "Colourfulness": f"{scores['colourfulness']:.1f} (truth {scores['colourfulness_true']:.1f})",
+            "Palette": round(100 * scores["palette"], 1)}
 
 
 def epochs_trained(state, options):
@@ -75,7 +76,7 @@ def epochs_trained(state, options):
 
 def markdown_table(rows):
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    units = {"Accuracy": " %", "AuC": " %"}
+    units = {"Accuracy": " %", "AuC": " %", "Palette": " %"}
     lines += ["| " + " | ".join(f"{r[c]}{units.get(c, '')}" for c in COLUMNS) + " |" for r in rows]
     return "\n".join(lines)
 

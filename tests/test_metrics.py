@@ -134,6 +134,23 @@ def test_colourfulness_hand_computed():
     np.testing.assert_allclose(metrics.colourfulness(half), [255 + 0.3 * 127.5])
 
 
+def test_ab_histogram_bins_centred_on_multiples_of_ten():
+    # Grey is a bin's centre; 4.9 rounds to it, 5.1 to the next; beyond +-110 lands at the edge.
+    lab = np.array([[[[50, 0, 0], [50, 4.9, -4.9], [50, 5.1, 0], [50, -300, 300]]]], float)
+    h = metrics.ab_histogram(lab)
+    assert h.shape == (23, 23) and h.sum() == 4
+    assert h[11, 11] == 2 and h[12, 11] == 1 and h[0, 22] == 1
+
+
+def test_histogram_intersection_is_the_shared_share():
+    grey = metrics.ab_histogram(_lab(50, 0, 0, (1, 2, 2)))
+    half = metrics.ab_histogram(np.concatenate([_lab(50, 0, 0, (1, 1, 2)), _lab(50, 40, 20, (1, 1, 2))], axis=1))
+    assert metrics.histogram_intersection(grey, grey) == 1.0
+    assert metrics.histogram_intersection(grey, half) == 0.5      # only the grey half is shared
+    assert metrics.histogram_intersection(grey, 3 * half) == 0.5  # scale-free: shares, not counts
+    assert metrics.histogram_intersection(grey, metrics.ab_histogram(_lab(50, 40, 20))) == 0.0
+
+
 @pytest.mark.slow
 def test_no_colour_baseline_on_real_cifar10(real_cifar10):
     """datasets/cifar10/README.md: predicting a = b = 0 scores 24.63 %, MAE 12.40, 21.96 dB."""

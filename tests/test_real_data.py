@@ -1,8 +1,11 @@
 """The real CIFAR-10 of ../shared/datasets (skipped with a reason when it is absent)."""
+import numpy as np
 import pytest
+from skimage.color import rgb2lab
 
 import evaluation
 import train
+from data import cifar10
 from data.datasets import load_source
 from models import checkpoint as ckpt
 
@@ -15,6 +18,10 @@ def test_no_colour_row_matches_the_independent_skimage_figures(real_cifar10):
     assert round(100 * scores["accuracy"], 2) == 24.63
     assert round(scores["mae"], 2) == 12.40
     assert round(scores["psnr"], 2) == 21.96
+    # Painting grey shares with the truth's palette exactly its near-grey pixels (|a*|, |b*| < 5),
+    # counted here with skimage from the raw test batch.
+    lab = rgb2lab(cifar10.load_cifar10(real_cifar10.parent, "test", download=False))
+    assert scores["palette"] == pytest.approx(np.mean((np.abs(lab[..., 1]) < 5) & (np.abs(lab[..., 2]) < 5)), abs=1e-3)
 
 
 @pytest.mark.slow

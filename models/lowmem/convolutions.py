@@ -10,8 +10,8 @@ So on small images they are computed differently, with the same result up to flo
 - A transposed convolution (inputs up to 16x16 pixels), per axis: output pixel 2i takes input
   pixels i-1 and i through kernel taps 3 and 1, and output pixel 2i+1 takes pixels i and i+1
   through taps 2 and 0. Each of the four output phases (even/odd row x even/odd column) is
-  therefore an ordinary 2x2 convolution of the input padded by one pixel; the phases are
-  interleaved into the doubled image.
+  therefore an ordinary 2x2 convolution of the input padded by one pixel on one side; the phases
+  are interleaved into the doubled image.
 - A kernel gradient (images up to 8x8 pixels) is one matrix product of the input's 4x4 patches
   with the output gradient.
 - The input gradient of a stride-1 convolution (images up to 8x8 pixels) is a forward convolution
@@ -51,11 +51,12 @@ def _phase_kernel(kernel, row_phase, col_phase):
 def _transposed_by_phases(x, kernel):
     shape = tf.shape(x)
     batch, height, width = shape[0], shape[1], shape[2]
-    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
     rows = []
     for py in (0, 1):
-        phases = [tf.nn.conv2d(padded[:, py:py + height + 1, px:px + width + 1], _phase_kernel(kernel, py, px),
-                               1, "VALID") for px in (0, 1)]
+        # Phase (py, px) reads the input padded by one pixel before (phase 0) or after (phase 1):
+        # padding given to the convolution itself, so no padded copy or slice of x is made.
+        phases = [tf.nn.conv2d(x, _phase_kernel(kernel, py, px), 1, [[0, 0], [1 - py, py], [1 - px, px], [0, 0]])
+                  for px in (0, 1)]
         rows.append(tf.stack(phases, axis=3))          # batch, h, w, column phase, channels
     y = tf.stack(rows, axis=2)                         # batch, h, row phase, w, column phase, channels
     return tf.reshape(y, tf.stack([batch, 2 * height, 2 * width, tf.shape(kernel)[2]]))

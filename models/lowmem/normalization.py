@@ -64,6 +64,9 @@ class BatchNormActivation(keras.layers.BatchNormalization):
         the normalisation and one for the activation, so no full-size float32 temporaries."""
         z = tf.raw_ops.FusedBatchNormV3(x=x, scale=gamma, offset=beta, mean=mean, variance=variance,
                                         epsilon=self.epsilon, data_format="NHWC", is_training=False)[0]
+        return self._activate(z)
+
+    def _activate(self, z):
         return tf.nn.leaky_relu(z, self.negative_slope) if self.negative_slope else tf.nn.relu(z)
 
     def call(self, inputs, training=None, mask=None, recompute=None):
@@ -75,14 +78,17 @@ class BatchNormActivation(keras.layers.BatchNormalization):
         gamma, beta = tf.cast(self.gamma, tf.float32), tf.cast(self.beta, tf.float32)
         if not (training and self.trainable):
             if self.inference_batch_statistics:
-                mean, variance, _ = self._statistics(inputs)
-            else:
-                mean, variance = tf.cast(self.moving_mean, tf.float32), tf.cast(self.moving_variance, tf.float32)
+                return self._batch_normalize_and_activate(inputs, gamma, beta)[0]
+            mean, variance = tf.cast(self.moving_mean, tf.float32), tf.cast(self.moving_variance, tf.float32)
             return self._normalize_and_activate_forward(inputs, gamma, beta, mean, variance)
-        mean, variance, count = self._statistics(inputs)
+        if self.synchronized and _replicas() > 1:
+            statistics = self._statistics(inputs)
+        else:  # computed by the fused kernel that normalises, in one pass over the input
+            statistics = None
+        y, mean, variance = self._normalize_and_activate(inputs, gamma, beta, statistics, recompute)
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return self._normalize_and_activate(inputs, gamma, beta, mean, variance, count, recompute)
+        return y
 
     def _statistics(self, x):
         """Per-channel mean and variance (float32, no gradient) and the number of values behind them."""
@@ -97,17 +103,33 @@ class BatchNormActivation(keras.layers.BatchNormalization):
         mean, variance = tf.nn.moments(x, axes)
         return mean, variance, count
 
-    def _normalize_and_activate(self, x, gamma, beta, mean, variance, count, recompute):
+    def _batch_normalize_and_activate(self, x, gamma, beta):
+        """act(batch-normalised x) and the batch's float32 mean and (biased) variance, all from one
+        fused kernel: no float32 copy of a 16-bit input, no separate passes for the statistics."""
+        z, mean, unbiased = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=gamma, offset=beta, mean=tf.zeros([0]), variance=tf.zeros([0]), epsilon=self.epsilon,
+            data_format="NHWC", is_training=True)[:3]
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), tf.float32)
+        # The kernel's batch variance carries Bessel's correction; Keras' statistics do not.
+        variance = unbiased * ((count - 1.0) / count)
+        return self._activate(z), tf.stop_gradient(mean), tf.stop_gradient(variance), count
+
+    def _normalize_and_activate(self, x, gamma, beta, statistics, recompute):
+        """(y, mean, variance) of a training step; `statistics` (mean, variance, count), or None to
+        have the normalising kernel compute them."""
         epsilon, slope = self.epsilon, self.negative_slope
-        synchronized = self.synchronized and _replicas() > 1
-        forward_pass = self._normalize_and_activate_forward
+        synchronized = statistics is not None
         axes = list(range(len(x.shape) - 1))
 
         @tf.custom_gradient
         def forward(x, gamma, beta):
-            y = forward_pass(x, gamma, beta, mean, variance)
+            if statistics is None:
+                y, mean, variance, count = self._batch_normalize_and_activate(x, gamma, beta)
+            else:
+                mean, variance, count = statistics
+                y = self._normalize_and_activate_forward(x, gamma, beta, mean, variance)
 
-            def gradient(dy):
+            def gradient(dy, *_):  # the statistics' own gradients: none (they only update the averages)
                 x_kept = x
                 if recompute is not None:
                     # Not before the backward pass reaches this layer: a graph runs every op as
@@ -131,7 +153,7 @@ class BatchNormActivation(keras.layers.BatchNormalization):
                 total_dbeta, total_dgamma = _all_replicas([dbeta, dgamma], True)
                 dx = (gamma * inv / count) * (count * dz - total_dbeta - xhat * total_dgamma)
                 return tf.cast(dx, x.dtype), dgamma, dbeta
-            return y, gradient
+            return (y, mean, variance), gradient
         return forward(x, gamma, beta)
 
 
