@@ -110,12 +110,14 @@ def markdown(opt, results):
              + (", mixed precision" if opt.mixed_precision else "") + "; test split: all images"
              + (f" (first {opt.max_images})" if opt.max_images else "") + ".",
              f"No colour: MAE {baseline['MAE']}, accuracy {baseline['Accuracy']} %.", "",
-             "| row | change | epochs | hours | MAE (moving / batch BN) | accuracy % (moving / batch BN) | colourfulness (moving) |",
-             "|---|---|---|---|---|---|---|"]
+             "| row | change | epochs | hours | MAE (moving / batch BN) | accuracy % (moving / batch BN) "
+             "| colourfulness (moving) | palette % (moving) |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         moving, batch = (next(x for x in r["rows"] if x.get("BatchNorm") == p) for p in ("moving", "batch"))
         lines.append(f"| {r['name']} | {ROWS[r['name']][0]} | {moving['Epochs']} | {moving['Hours']} | {moving['MAE']} / {batch['MAE']} "
-                     f"| {moving['Accuracy']} / {batch['Accuracy']} | {moving['Colourfulness']} |")
+                     f"| {moving['Accuracy']} / {batch['Accuracy']} | {moving['Colourfulness']} "
+                     f"| {moving.get('Palette', '-')} |")
     lines += ["", "Commands (from the project's root):", ""]
     for r in results:
         _, train, test = commands(opt, r["name"])

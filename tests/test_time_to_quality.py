@@ -16,7 +16,7 @@ from models.lowmem.generator import build_generator
 from models.presets import PRESETS
 from tests.helpers import TINY_ENCODER, image_folder
 
-TINY = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--log-interval", "1",
+TINY = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--model", "unet", "--log-interval", "1",
         "--sample-interval", "100", "--save-interval", "100", "--eval-images", "4", "--no-progress"]
 
 
@@ -220,7 +220,7 @@ def test_the_fast_recipe_sets_its_defaults_and_explicit_options_win():
     assert paper.recipe == "paper" and not paper.zero_head
     assert all(getattr(fast, k) == v for k, v in RECIPES["fast"].items()) and fast.zero_head
     assert not parse_train_options(["--dataset", "cifar10", "--recipe", "fast", "--no-zero-head"]).zero_head
-    scores = dict.fromkeys(["mae", "accuracy", "psnr", "ssim", "auc", "colourfulness", "colourfulness_true"], 1.0)
+    scores = dict.fromkeys(["mae", "accuracy", "psnr", "ssim", "auc", "colourfulness", "colourfulness_true", "palette"], 1.0)
     state = {"epoch": 1, "position": 0, "seconds": 60}
     assert test_script.row({**vars(fast), "model": "unet"}, None, scores, state)["Network"] == "U-Net (CNN), fast recipe"
     assert test_script.row({**vars(paper), "model": "unet"}, None, scores, state)["Network"] == "U-Net (CNN)"
