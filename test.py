@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from options import parse_test_options
+from options import DATASET_PRESETS, parse_test_options
 
 if __name__ == "__main__":
     parse_test_options()  # --help and bad options answer before TensorFlow is imported
@@ -39,6 +39,9 @@ def describe_network(options, state):
     network = NETWORK_NAMES.get(options.get("model"), "generator")
     if options.get("recipe", "paper") != "paper":
         network = f"{network}, {options['recipe']} recipe"
+    preset_decay = DATASET_PRESETS.get(options.get("dataset"), {}).get("lr_decay_steps")
+    if options.get("lr_decay_steps") and preset_decay and options["lr_decay_steps"] != preset_decay:
+        network = f"{network}, rate x{options.get('lr_decay_rate', 0.1):g} per {options['lr_decay_steps']:,.0f} steps"
     if options.get("init_generator"):  # train.py --init-generator: the pretraining is counted
         network = f"{network}, G from a {state.get('init_seconds', 0) / 3600:.2f} h run"
     return network

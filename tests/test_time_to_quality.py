@@ -224,4 +224,7 @@ def test_the_fast_recipe_sets_its_defaults_and_explicit_options_win():
     state = {"epoch": 1, "position": 0, "seconds": 60}
     assert test_script.row({**vars(fast), "model": "unet"}, None, scores, state)["Network"] == "U-Net (CNN), fast recipe"
     assert test_script.row({**vars(paper), "model": "unet"}, None, scores, state)["Network"] == "U-Net (CNN)"
+    decay = parse_train_options(["--dataset", "cifar10", "--recipe", "fast", "--lr-decay-steps", "2000"])
+    assert (test_script.row({**vars(decay), "model": "unet"}, None, scores, state)["Network"]
+            == "U-Net (CNN), fast recipe, rate x0.1 per 2,000 steps")  # a schedule other than the paper's is named
     assert test_script.row(vars(paper), "no colour (a* = b* = 0)", scores)["Network"] == "no colour (a* = b* = 0)"
