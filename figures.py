@@ -106,8 +106,11 @@ def plot_quality_curves(evals, path, baseline=None):
             ax.set_title(title, fontsize=10)
             ax.set_xlabel(x_label)
             ax.grid(alpha=0.3)
-    axes[0][0].legend()
-    fig.tight_layout()
+    # Below the panels, so that no curve is hidden behind it however many runs there are.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    columns = 2 if len(labels) > 3 else len(labels)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.035 * -(-len(labels) // columns) + 0.01, 1, 1))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)
