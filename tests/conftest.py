@@ -18,12 +18,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than a few seconds (skip with -m 'not slow')")
 
 
-def pytest_collection_modifyitems(items):
-    """Slow tests first (in their order): with `-n 2` the two workers share the long ones from
-    the start and end on short ones together, instead of one long test running on alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(scope="session")
 def shared_datasets():
     if not SHARED.is_dir():
