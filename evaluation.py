@@ -81,7 +81,8 @@ def _add_scores(sums, true, pred, names, acc_thresh):
         if name == "accuracy":
             function = functools.partial(function, thresh=acc_thresh)
         if name == "palette":
-            sums[name] = sums[name] + np.stack([function(lab) for lab in reversed(inputs[kind])])  # pred, true
+            true_lab, pred_lab = inputs[kind]
+            sums[name] = sums[name] + np.stack([function(pred_lab), function(true_lab)])
             continue
         sums[name] += float(np.sum(function(*inputs[kind])))
 
