@@ -127,7 +127,7 @@ def main(argv=None):
     for pattern in misses:
         print(f"warning: no images match {pattern}", file=sys.stderr)
     try:
-        model, _, _ = load_for_inference(opt.checkpoint, opt.mixed_precision)
+        model, _, _ = load_for_inference(opt.checkpoint, opt.mixed_precision, weights=opt.weights)
     except ckpt.CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

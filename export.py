@@ -33,7 +33,7 @@ from models import checkpoint as ckpt
 from models.colorization import load_for_inference
 from models.generator import plain_generator_from
 from models.presets import downsampling_factor
-from options import add_checkpoint
+from options import add_checkpoint, add_weights
 from util import atomic
 
 FORMATS = ("keras", "saved_model", "onnx", "litert")
@@ -50,6 +50,7 @@ def parse_options(argv=None):
     p = argparse.ArgumentParser(description="Export a checkpoint's generator (Keras, SavedModel, ONNX, LiteRT).")
     add_checkpoint(p)
     p.add_argument("--output", required=True, help="folder to write the exported files into")
+    add_weights(p)
     p.add_argument("--format", default="keras,saved_model",
                    help=f"comma-separated, of {', '.join(FORMATS)} (default: keras,saved_model)")
     opt = p.parse_args(argv)
@@ -88,7 +89,7 @@ def check(name, got, want, tolerance):
 
 
 def export(opt):
-    model, options, state = load_for_inference(opt.checkpoint, mixed_precision=False)
+    model, options, state = load_for_inference(opt.checkpoint, mixed_precision=False, weights=opt.weights)
     config = model.config
     factor = downsampling_factor(config["encoder"])
     plain = plain_generator_from(model.generator, config["encoder"], config["dropout_layers"])
@@ -100,6 +101,7 @@ def export(opt):
     report = {"checkpoint": str(ckpt.resolve_checkpoint(opt.checkpoint)), "step": state["step"],
               "model": config["model"], "dataset": options.get("dataset"), "image_size": config["image_size"],
               "size_multiple": factor, "formats": {},
+              "weights": model.weights_used,  # "ema": the weight average of train.py --g-ema
               # test.py, colorize.py and serve.py read the run's options and state from here when
               # they are given generator.keras instead of a checkpoint.
               "options": options, "state": state}

@@ -97,10 +97,15 @@ def plot_quality_curves(evals, path, baseline=None):
         for ax, (x_key, x_label, x_scale) in zip(row_axes, (("seconds", "training hours", 1 / 3600),
                                                             ("epoch", "epochs", 1))):
             for label, rows in runs.items():
-                points = [(float(r[x_key]) * x_scale, float(r[metric]) * scale) for r in rows
-                          if r.get(x_key) not in (None, "") and r.get(metric) not in (None, "")]
-                if points:
-                    ax.plot(*zip(*sorted(points)), marker="o", markersize=3, label=label)
+                line = None
+                # The trained weights, then their average (train.py --g-ema) dashed in the same colour.
+                for column, suffix, style in ((metric, "", "-"), (f"{metric}_ema", ", weight average", "--")):
+                    points = [(float(r[x_key]) * x_scale, float(r[column]) * scale) for r in rows
+                              if r.get(x_key) not in (None, "") and r.get(column) not in (None, "")]
+                    if points:
+                        colour = line.get_color() if line else None
+                        line, = ax.plot(*zip(*sorted(points)), style, marker="o", markersize=3, color=colour,
+                                        label=label + suffix)
             if baseline and metric in baseline:
                 ax.axhline(baseline[metric] * scale, color="grey", linestyle="--", label="no colour")
             ax.set_title(title, fontsize=10)

@@ -61,6 +61,14 @@ def add_mixed_precision(p, training=False):
                         f"the last layers and the losses stay float32 ({default})")
 
 
+def add_weights(p, both=False):
+    choices = ("ema", "raw", "both") if both else ("ema", "raw")
+    p.add_argument("--weights", default="ema", choices=choices,
+                   help="ema: the average of the generator's weights where the checkpoint has one (train.py "
+                        "--g-ema), else the trained weights; raw: the trained weights"
+                        + ("; both: a row for each" if both else ""))
+
+
 def add_progress(p):
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
@@ -106,6 +114,10 @@ def build_parser():
     a("--init-generator", metavar="CHECKPOINT",
       help="a new run's generator starts as this run's or checkpoint's (same generator architecture): "
            "the GAN fine-tunes a trained U-Net. Its training seconds count in this run's clock")
+    a("--g-ema", type=float, default=0.0, metavar="DECAY",
+      help="also keep an exponential moving average of the generator's weights, decay DECAY per step "
+           "(e.g. 0.999; warmed up as min(DECAY, (1+n)/(10+n))), saved in each checkpoint; test.py, "
+           "colorize.py, serve.py and export.py use it (0: off, the paper's recipe)")
     a("--dropout", type=float, default=0.5,
       help="rate of the decoder's dropout layers (reference: 0.5, though its dropout never ran)")
     a("--seed", type=int, default=0, help="seed of weights, data order and flips")
@@ -171,6 +183,8 @@ def check_options(opt):
         check_tf_config()
     if not (opt.worker_timeout >= 0 and math.isfinite(opt.worker_timeout)):
         raise ValueError("--worker-timeout must be finite and not negative (0: wait forever)")
+    if not 0 <= opt.g_ema < 1:
+        raise ValueError("--g-ema must be in [0, 1) (0: no weight average; typical: 0.999)")
     if not 0 <= opt.dropout < 1:
         raise ValueError("--dropout must be in [0, 1)")
     if not 0 < opt.test_fraction < 1:
@@ -211,6 +225,7 @@ def test_parser():
                    help="BatchNorm at inference: moving averages (Keras' rule), or each test batch's own "
                         "statistics in batches of the training batch size (the reference code's protocol, "
                         "behind the paper's figures); both: a row for each")
+    add_weights(p, both=True)
     add_progress(p)
     return p
 
@@ -242,6 +257,7 @@ def colorize_parser():
                    help="also write <name>_side_by_side: [input | colorized]")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     add_mixed_precision(p)
+    add_weights(p)
     add_progress(p)
     return p
 

@@ -32,7 +32,7 @@ from data.errors import DatasetError
 from data.pipeline import eval_batches
 from models import checkpoint as ckpt
 from models.colorization import load_for_inference
-from options import add_checkpoint, add_mixed_precision
+from options import add_checkpoint, add_mixed_precision, add_weights
 
 TURING_FIELDS = ("session", "index", "truth", "answer", "seconds", "time")
 
@@ -47,6 +47,7 @@ def parse_options(argv=None):
     p.add_argument("--turing-images", type=int, default=40, help="images in the Turing test (half colorized)")
     p.add_argument("--seed", type=int, default=0, help="seed of the Turing test's images and order")
     add_mixed_precision(p)
+    add_weights(p)
     opt = p.parse_args(argv)
     if not 0 < opt.port < 65536:
         p.error("--port must be between 1 and 65535")
@@ -165,12 +166,13 @@ class TuringTest:
         return self.state(session)
 
 
-def create_app(checkpoint, max_bytes=25e6, max_pixels=50e6, turing_images=40, seed=0, mixed_precision=None):
+def create_app(checkpoint, max_bytes=25e6, max_pixels=50e6, turing_images=40, seed=0, mixed_precision=None,
+               weights="ema"):
     from fastapi import FastAPI, Form, UploadFile
     from fastapi.responses import HTMLResponse, JSONResponse, Response
 
     path = ckpt.resolve_checkpoint(checkpoint)
-    model, options, _ = load_for_inference(path, mixed_precision)
+    model, options, _ = load_for_inference(path, mixed_precision, weights=weights)
     colorizer = Colorizer(model, max_bytes, max_pixels)
     turing = TuringTest(model, options, path.parent, turing_images, seed)
     app = FastAPI(title="Image colorization")
@@ -346,7 +348,7 @@ def main(argv=None):
     opt = parse_options(argv)
     try:
         app = create_app(opt.checkpoint, opt.max_megabytes * 1e6, opt.max_megapixels * 1e6, opt.turing_images,
-                         opt.seed, opt.mixed_precision)
+                         opt.seed, opt.mixed_precision, opt.weights)
     except ckpt.CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@
 Each checkpoint (a file, or a run folder for its latest) says its dataset and architecture.
 """
 import functools
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -54,10 +55,12 @@ def curve_labels(paths, loaded):
             for label, path in zip(labels, paths)]
 
 
-def row(options, network, scores, state=None, bn_statistics="-"):
+def row(options, network, scores, state=None, bn_statistics="-", weights="raw"):
     trained = state is not None
     if trained:
         network = describe_network(options, state)
+    if weights == "ema":  # train.py --g-ema
+        network = f"{network}, weight average"
     return {"Dataset": options["dataset"], "Network": network, "BatchNorm": bn_statistics,
             "Batch size": options.get("batch_size", "-") if trained else "-",
             "Epochs": epochs_trained(state, options) if trained else "-",
@@ -87,7 +90,8 @@ def markdown_table(rows):
 def evaluate_checkpoints(opt):
     paths = [ckpt.resolve_checkpoint(c) for c in opt.checkpoint]
     protocols = ("moving", "batch") if opt.bn_statistics == "both" else (opt.bn_statistics,)
-    loaded = [load_for_inference(p, opt.mixed_precision, protocols[0]) for p in paths]
+    weights = ("ema", "raw") if opt.weights == "both" else (opt.weights,)
+    loaded = [load_for_inference(p, opt.mixed_precision, protocols[0], weights[0]) for p in paths]
     for path, (_, options, _) in zip(paths, loaded):
         if not {"dataset", "image_size"} <= set(options):  # a generator.keras alone
             raise ckpt.CheckpointError(f"{path} does not name its dataset and image size (export.py writes them "
@@ -114,14 +118,18 @@ def evaluate_checkpoints(opt):
                                    predict=evaluation.no_colour, acc_thresh=opt.acc_thresh)
     rows = [row(first, "no colour (a* = b* = 0)", baseline)]
     for (model, options, state), path in zip(loaded, paths):
-        for protocol in protocols:
-            if protocol != protocols[0]:
-                model = load_for_inference(path, opt.mixed_precision, protocol)[0]
+        scored = set()
+        for wanted, protocol in itertools.product(weights, protocols):
+            if (wanted, protocol) != (weights[0], protocols[0]):
+                model = load_for_inference(path, opt.mixed_precision, protocol, wanted)[0]
+            if (model.weights_used, protocol) in scored:  # --weights both, a checkpoint without an average
+                continue
+            scored.add((model.weights_used, protocol))
             # Batch statistics depend on the batch: the reference's, at its training batch size.
             batch_size = options["batch_size"] if protocol == "batch" else opt.batch_size
             scores = evaluation.evaluate(model, source, batch_size, limit, progress=opt.progress,
                                          acc_thresh=opt.acc_thresh)
-            rows.append(row(options, None, scores, state, protocol))
+            rows.append(row(options, None, scores, state, protocol, model.weights_used))
             rows[-1]["Checkpoint"] = str(path)
             rows[-1]["Step"] = state["step"]
     for r in rows:
@@ -139,8 +147,8 @@ def full_resolution_rows(opt, paths, loaded, photo_paths, first):
     rows = [row(first, "no colour (a* = b* = 0)", score(None))]
     for (model, options, state), path in zip(loaded, paths):
         if opt.bn_statistics == "batch":  # one photo at a time: the moving statistics
-            model = load_for_inference(path, opt.mixed_precision, "moving")[0]
-        rows.append(row(options, None, score(model), state, "moving"))
+            model = load_for_inference(path, opt.mixed_precision, "moving", model.weights_used)[0]
+        rows.append(row(options, None, score(model), state, "moving", model.weights_used))
         rows[-1]["Checkpoint"], rows[-1]["Step"] = str(path), state["step"]
     for r in rows:
         r["Dataset"] = "folder, full resolution"

@@ -33,7 +33,7 @@ from data.datasets import load_source
 from data.errors import DatasetError
 from data.pipeline import distributed_train_batches, fixed_sample, train_batches
 from models import checkpoint as ckpt
-from models.colorization import ColorizationModel, architecture, describe_difference
+from models.colorization import ColorizationModel, architecture, describe_difference, ema_view
 from training_log import TrainingLog
 from util import atomic
 from util.runlock import LOCK_NAME, RunInUse, RunLock
@@ -100,14 +100,15 @@ def build_model(opt, strategy=None):
                              l1_weight=opt.l1_weight, label_smoothing=opt.label_smoothing,
                              global_batch_size=opt.batch_size, strategy=strategy, sync_bn=opt.sync_bn,
                              jit_compile=opt.xla, initializer=opt.init,
-                             dropout=opt.dropout, zero_head=opt.zero_head, implementation=opt.implementation)
+                             dropout=opt.dropout, zero_head=opt.zero_head, implementation=opt.implementation,
+                             g_ema=opt.g_ema)
 
 
 def check_resumable(latest, opt, announce=True):
     """Refuses to resume a checkpoint whose architecture options differ from this command's."""
     _, saved, _ = ckpt.read_metadata(latest)
     changed = [k for k in ("batch_size", "lr", "lr_decay_rate", "lr_decay_steps", "beta1", "l1_weight", "dropout",
-                           "label_smoothing", "augment") if k in saved and saved[k] != getattr(opt, k)]
+                           "label_smoothing", "augment", "g_ema") if k in saved and saved[k] != getattr(opt, k)]
     for k in changed if announce else ():  # allowed, never silent
         print(f"note: --{k.replace('_', '-')} was {saved[k]} in {latest.name}, {getattr(opt, k)} from now on",
               file=sys.stderr)
@@ -164,6 +165,8 @@ def warm_start(model, opt):
         raise ckpt.CheckpointError(f"--init-generator {path} has another generator "
                                    f"({describe_difference(theirs, mine)})")
     ckpt.restore_variables(path, {"generator": model.generator.variables})
+    if model.generator_ema is not None:
+        model.reset_ema()
     opt.init_generator = str(path.resolve())
     seconds = state.get("seconds", 0.0)
     print(f"Generator initialised from {path} (step {state['step']}, {seconds / 3600:.2f} h of training)")
@@ -342,13 +345,23 @@ def done(step, opt, stop):  # stop.stopping includes a spent --max-hours
 
 
 def evaluate_and_plot(model, opt, log, test_source, run, step, epoch, seconds):
-    """Test accuracy and MAE into eval.csv (with the training seconds so far), and loss.png."""
+    """Test accuracy and MAE into eval.csv (with the training seconds so far), and loss.png; with
+    --g-ema, the weight average's too (accuracy_ema, mae_ema)."""
     if opt.eval_images != 0:
         limit = None if opt.eval_images < 0 else opt.eval_images
-        scores = evaluation.evaluate(model, test_source, opt.batch_size, limit, ("accuracy", "mae"))
-        log.evaluation({"step": step, "epoch": epoch, "seconds": round(seconds, 1), **scores})
-        print(f"step {step} (epoch {epoch:g}, {seconds / 3600:.2f} h): test accuracy {scores['accuracy']:.2%}, "
-              f"MAE {scores['mae']:.2f} ({min(limit or len(test_source), len(test_source))} images)")
+        scored = {"": model}
+        if model.generator_ema is not None:
+            scored["_ema"] = ema_view(model)
+        row = {"step": step, "epoch": epoch, "seconds": round(seconds, 1)}
+        for suffix, predictor in scored.items():
+            scores = evaluation.evaluate(predictor, test_source, opt.batch_size, limit, ("accuracy", "mae"))
+            row.update({f"{name}{suffix}": value for name, value in scores.items()})
+        log.evaluation(row)
+        images = min(limit or len(test_source), len(test_source))
+        average = (f"; weight average {row['accuracy_ema']:.2%}, MAE {row['mae_ema']:.2f}"
+                   if "mae_ema" in row else "")
+        print(f"step {step} (epoch {epoch:g}, {seconds / 3600:.2f} h): test accuracy {row['accuracy']:.2%}, "
+              f"MAE {row['mae']:.2f}{average} ({images} images)")
     if log.log_path.exists():
         figures.plot_loss_curves({opt.model: log.log_path}, run / "loss.png")
     log.flush()

@@ -8,7 +8,8 @@ import tensorflow as tf
 from util.atomic import atomic_write
 
 LOG_FIELDS = ("step", "epoch", "seconds", "lr", "images_per_s", "d_real", "d_fake", "g_gan", "g_l1")
-EVAL_FIELDS = ("step", "epoch", "seconds", "accuracy", "mae")
+EVAL_FIELDS = ("step", "epoch", "seconds", "accuracy", "mae", "accuracy_ema", "mae_ema")  # *_ema: --g-ema
+CORE_FIELDS = LOG_FIELDS + EVAL_FIELDS[:5]  # written even when a row lacks them
 
 
 class TrainingLog:
@@ -55,8 +56,9 @@ class TrainingLog:
     def evaluation(self, row):
         self._append(self.eval_path, EVAL_FIELDS, row)
         with self.writer.as_default(step=row["step"]):
-            for key in ("accuracy", "mae"):
-                tf.summary.scalar(f"test/{key}", row[key])
+            for key in EVAL_FIELDS[3:]:
+                if key in row:
+                    tf.summary.scalar(f"test/{key}", row[key])
 
     def image(self, name, step, array):
         with self.writer.as_default(step=step):
@@ -68,15 +70,28 @@ class TrainingLog:
     @staticmethod
     def _append(path, fields, row):
         # Append only: a resumed run continues the same log (forget_after drops the rows of lost steps).
+        fields = [k for k in fields if k in row or k in CORE_FIELDS]  # no empty *_ema columns without --g-ema
         new = not path.exists() or path.stat().st_size == 0
-        if not new:  # a log begun by an older version keeps its own columns
+        if not new:  # a log begun by an older version keeps its own columns...
             with open(path, newline="") as f:
-                fields = next(csv.reader(f), None) or fields
+                header = next(csv.reader(f), None) or fields
+            if [k for k in fields if k.endswith("_ema") and k not in header]:  # ...unless --g-ema came later
+                with open(path, newline="") as f:
+                    rows = list(csv.DictReader(f))
+                header = header + [k for k in fields if k not in header]
+                atomic_write(path, lambda f: _write_rows(f, header, rows), "w")
+            fields = header
         with open(path, "a", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)
+
+
+def _write_rows(f, fields, rows):
+    writer = csv.DictWriter(f, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
 
 
 def _number(text):

@@ -84,6 +84,12 @@ def read_metadata(path):
     return config, options, state
 
 
+def group_names(path):
+    """The variable groups a checkpoint holds (generator, g_optimizer, ...)."""
+    with _open(path) as f:
+        return [name for name in f if isinstance(f[name], h5py.Group)]
+
+
 def check_config(config, path="checkpoint"):
     """The architecture a checkpoint describes, validated before anything is allocated for it."""
     def bad(why):

@@ -6,6 +6,7 @@ generator trained with the L1 term alone.  All numbers come from docs/recipe.md 
 schedule").
 """
 import json
+import sys
 from pathlib import Path
 
 import keras
@@ -18,6 +19,7 @@ from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, 
 MIN_LEARNING_RATE = 1e-6  # reference code: the decayed rate is floored here
 D_LR_FACTOR = 0.1  # reference code: D learns at a tenth of G's rate
 G_STEPS_PER_BATCH = 2  # reference code: one D step, then two G steps on the same batch
+EMA_GROUP = "generator_ema"  # the checkpoint group of the generator's weight average (--g-ema)
 
 def architecture(model, encoder, dropout_layers, image_size, mixed_precision=False, generator="unet",
                  discriminator="patchgan"):
@@ -33,7 +35,7 @@ class ColorizationModel:
     def __init__(self, config, lr=3e-4, lr_decay_rate=0.1, lr_decay_steps=1e4, beta1=0.0,
                  l1_weight=100.0, label_smoothing=False, global_batch_size=1, strategy=None, sync_bn=False,
                  jit_compile=False, initializer="reference", dropout=0.5, zero_head=False,
-                 implementation=DEFAULT_IMPLEMENTATION):
+                 implementation=DEFAULT_IMPLEMENTATION, g_ema=0.0):
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_gan = config["model"] == "gan"
@@ -41,6 +43,8 @@ class ColorizationModel:
         self.l1_weight = l1_weight
         self.real_label = 0.9 if label_smoothing else 1.0  # one-sided label smoothing
         self.global_batch_size = global_batch_size
+        self.g_ema = g_ema
+        self.weights_used = "raw"  # load_for_inference may read the weight average instead
         self.traces = 0  # how often the training step was traced (one per input shape)
         policy = mixed_precision_policy() if config["mixed_precision"] else None
         with self.strategy.scope():
@@ -59,6 +63,15 @@ class ColorizationModel:
             self.g_optimizer.build(self.generator.trainable_variables)
             if self.is_gan:
                 self.d_optimizer.build(self.discriminator.trainable_variables)
+            # --g-ema: a second generator holds the exponential moving average of the first's
+            # weights. Built last, so that the other networks' initial weights do not depend on it.
+            self.generator_ema = self.ema_updates = None
+            if g_ema:
+                self.generator_ema = build_generator(config["encoder"], config["dropout_layers"], dtype=policy,
+                                                     sync_bn=sync_bn, initializer=initializer, dropout=dropout)
+                self.ema_updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="ema_updates")
+        if g_ema:
+            self.reset_ema()
         # XLA is opt-in: it made the CIFAR-10 step slower on CPUs (STYLE.md); GPUs may gain.
         self._train_step = tf.function(self._distributed_step, jit_compile=jit_compile or None)
         self._predict = tf.function(
@@ -87,6 +100,8 @@ class ColorizationModel:
     def _distributed_step(self, L, ab):
         self.traces += 1  # runs only while tracing
         losses = self.strategy.run(self._replica_step, args=(L, ab))
+        if self.generator_ema is not None:
+            self._update_ema()
         self.step.assign_add(1)
         # Each replica's losses are already divided by the global batch: their sum is the mean.
         return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
@@ -129,6 +144,32 @@ class ColorizationModel:
         self._apply(self.g_optimizer, tape, loss, self.generator.trainable_variables)
         return losses
 
+    # ------------------------------------------------------------------------- weight average (EMA)
+    def ema_decay(self, updates):
+        """The average's decay at its n-th update: min(g_ema, (1 + n) / (10 + n)). Early in a run
+        (n small) the average spans about the last n / 9 steps, not the weights it started from."""
+        n = tf.cast(updates, tf.float32)
+        return tf.minimum(tf.constant(self.g_ema, tf.float32), (1.0 + n) / (10.0 + n))
+
+    def _update_ema(self):
+        """After each training step (both G steps): average <- d * average + (1 - d) * weights, for
+        every floating-point variable of G, BatchNorm's moving statistics included."""
+        decay = self.ema_decay(self.ema_updates)
+        for average, variable in self._ema_pairs():
+            average.assign(decay * average + (1.0 - decay) * variable)
+        self.ema_updates.assign_add(1)
+
+    def _ema_pairs(self):
+        return [(a, v) for a, v in zip(self.generator_ema.variables, self.generator.variables)
+                if tf.as_dtype(v.dtype).is_floating]
+
+    def reset_ema(self):
+        """The average starts as the generator's current weights (a new run, --init-generator, or
+        --g-ema turned on when resuming)."""
+        for average, variable in zip(self.generator_ema.variables, self.generator.variables):
+            average.assign(variable)
+        self.ema_updates.assign(0)
+
     def _mean(self, per_example):
         """Sum over this replica's examples divided by the global batch (tf.distribute's rule)."""
         return tf.reduce_sum(per_example) / self.global_batch_size
@@ -156,6 +197,8 @@ class ColorizationModel:
         if self.is_gan:
             groups.update(discriminator=self.discriminator.variables,
                           d_optimizer=self.d_optimizer.variables)
+        if self.generator_ema is not None:
+            groups[EMA_GROUP] = self.generator_ema.variables
         return groups
 
     def all_finite(self):
@@ -166,12 +209,14 @@ class ColorizationModel:
 
     def save(self, path, options, state):
         state = {**state, "step": int(self.step.numpy())}
+        if self.generator_ema is not None:
+            state.update(g_ema=self.g_ema, ema_updates=int(self.ema_updates.numpy()))
         ckpt.write_checkpoint(path, self._variable_groups(), self.config, options, state)
 
     def broadcast_from_chief(self, numbers):
         """Several workers: all take the variables and `numbers` ({name: number}) of the first
         replica, on the chief, which alone reads the run folder when resuming."""
-        variables = [self.step] + [v for group in self._variable_groups().values() for v in group]
+        variables = [self.step] + ([self.ema_updates] if self.generator_ema is not None else []) + [v for group in self._variable_groups().values() for v in group]
 
         def replica_fn():
             context = tf.distribute.get_replica_context()
@@ -188,13 +233,23 @@ class ColorizationModel:
         return dict(zip(numbers, values[-1].numpy().tolist()))
 
     def restore(self, path):
-        """Restores weights, optimizer moments and the step counter; returns the saved state."""
+        """Restores weights, optimizer moments and the step counter; returns the saved state.
+        A checkpoint without the weight average (--g-ema turned on when resuming) starts it anew."""
         config, _, state = ckpt.read_metadata(path)
         if config != self.config:
             raise ckpt.CheckpointError(f"{path} was written for another architecture: "
                                        f"{describe_difference(config, self.config)}")
-        ckpt.restore_variables(path, self._variable_groups())
+        groups = self._variable_groups()
+        fresh_average = EMA_GROUP in groups and EMA_GROUP not in ckpt.group_names(path)
+        if fresh_average:
+            del groups[EMA_GROUP]
+        ckpt.restore_variables(path, groups)
         self.step.assign(state["step"])
+        if fresh_average:
+            self.reset_ema()
+            print(f"note: {Path(path).name} has no weight average; --g-ema starts one from its weights", file=sys.stderr)
+        elif self.generator_ema is not None:
+            self.ema_updates.assign(state.get("ema_updates", 0))
         return state
 
 
@@ -216,7 +271,7 @@ def describe_difference(saved, wanted):
     return "; ".join(f"{k} is {saved.get(k)} in the checkpoint, {wanted.get(k)} here" for k in keys)
 
 
-def load_for_inference(path, mixed_precision=None, bn_statistics="moving"):
+def load_for_inference(path, mixed_precision=None, bn_statistics="moving", weights="ema"):
     """A model restored from a checkpoint file or run folder, plus its (config, options, state);
     or export.py's generator.keras (load_exported).
 
@@ -225,7 +280,11 @@ def load_for_inference(path, mixed_precision=None, bn_statistics="moving"):
     was: the variables are float32 either way, so only the generator's weights are read.
     bn_statistics: "moving" (BatchNorm's moving averages) or "batch" (each batch's own statistics,
     as the reference code evaluated; models/lowmem/normalization.py).
+    weights: "ema" takes the average of the generator's weights (train.py --g-ema) where the
+    checkpoint has one, "raw" the weights as trained; `model.weights_used` says which was read.
     """
+    if weights not in ("ema", "raw"):
+        raise ValueError(f"weights must be 'ema' or 'raw', not {weights!r}")
     path = ckpt.resolve_checkpoint(path)
     if path.suffix == ".keras":
         return load_exported(path, bn_statistics)
@@ -233,27 +292,42 @@ def load_for_inference(path, mixed_precision=None, bn_statistics="moving"):
     if mixed_precision is not None:
         config = {**config, "mixed_precision": bool(mixed_precision)}
     model = ColorizationModel(config)
-    ckpt.restore_variables(path, {"generator": model.generator.variables})
+    group = EMA_GROUP if weights == "ema" and EMA_GROUP in ckpt.group_names(path) else "generator"
+    ckpt.restore_variables(path, {group: model.generator.variables})
+    model.weights_used = "ema" if group == EMA_GROUP else "raw"
     model.step.assign(state["step"])
     set_inference_statistics(model.generator, bn_statistics)
     return model, options, state
 
 
-class ExportedGenerator:
-    """export.py's generator.keras where a checkpoint is expected, for inference: `predict_ab` and
-    the `config` keys inference reads (image_size; encoder, for the sizes the network takes)."""
+class GeneratorOnly:
+    """A generator alone where inference expects a model: `predict_ab`, the `config` keys inference
+    reads and `weights_used`. The weight average of a training run (`ema_view`), or an export."""
 
-    def __init__(self, generator, image_size):
-        self.generator = generator
-        # The strided convolutions fix the sizes the network takes (models/presets.py).
-        strided = [(layer.filters, layer.strides[0]) for layer in generator._flatten_layers(include_self=False)
-                   if type(layer) is keras.layers.Conv2D]
-        self.config = {"model": "exported", "encoder": strided, "image_size": image_size}
+    def __init__(self, generator, config, weights_used="raw"):
+        self.generator, self.config, self.weights_used = generator, config, weights_used
         self._predict = tf.function(lambda L: tf.cast(generator(L, training=False), tf.float32),
                                     input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
 
     def predict_ab(self, L):
         return self._predict(tf.convert_to_tensor(L, tf.float32))
+
+
+def ema_view(model):
+    """The weight average (--g-ema) of a training model, for evaluation."""
+    return GeneratorOnly(model.generator_ema, model.config, "ema")
+
+
+class ExportedGenerator(GeneratorOnly):
+    """export.py's generator.keras: the config keys inference reads (image_size; encoder, for the
+    sizes the network takes)."""
+
+    def __init__(self, generator, image_size, weights_used="raw"):
+        # The strided convolutions fix the sizes the network takes (models/presets.py).
+        strided = [(layer.filters, layer.strides[0]) for layer in generator._flatten_layers(include_self=False)
+                   if type(layer) is keras.layers.Conv2D]
+        super().__init__(generator, {"model": "exported", "encoder": strided, "image_size": image_size},
+                         weights_used)
 
 
 def load_exported(path, bn_statistics="moving"):
@@ -280,5 +354,6 @@ def load_exported(path, bn_statistics="moving"):
         raise ckpt.CheckpointError(f"{meta_path} is unreadable ({e})") from None
     options = meta.get("options") or {}
     state = meta.get("state") or {"step": meta.get("step", 0), "epoch": 0}
-    model = ExportedGenerator(generator, options.get("image_size") or meta.get("image_size"))
+    model = ExportedGenerator(generator, options.get("image_size") or meta.get("image_size"),
+                              meta.get("weights", "raw"))
     return model, options, state
