@@ -1,4 +1,5 @@
-"""Self-describing HDF5 checkpoints: both networks, both optimizer states, progress and options.
+"""Self-describing HDF5 checkpoints: both networks, both optimizer states, the generator's weight
+average (train.py --g-ema), progress and options.
 
 Layout of one `.h5` file:
     attrs: format, version, config (JSON: architecture), options (JSON: the resolved run options),
