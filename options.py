@@ -32,8 +32,8 @@ DATASET_PRESETS = {
 # --recipe: the paper's (the default), or a named faster one, measured in docs/time_to_quality.md.
 # A recipe only sets defaults: an option given on the command line wins.
 RECIPES = {
-    "paper": dict(zero_head=False),
-    "fast": dict(zero_head=True),
+    "paper": dict(zero_head=False, g_ema=0.0),
+    "fast": dict(zero_head=True, g_ema=0.0),
 }
 # Options that decide the variables: a checkpoint refuses to resume under different values.
 ARCHITECTURE_OPTIONS = ("dataset", "model", "image_size", "mixed_precision")
@@ -114,10 +114,10 @@ def build_parser():
     a("--init-generator", metavar="CHECKPOINT",
       help="a new run's generator starts as this run's or checkpoint's (same generator architecture): "
            "the GAN fine-tunes a trained U-Net. Its training seconds count in this run's clock")
-    a("--g-ema", type=float, default=0.0, metavar="DECAY",
+    a("--g-ema", type=float, metavar="DECAY",
       help="also keep an exponential moving average of the generator's weights, decay DECAY per step "
            "(e.g. 0.999; warmed up as min(DECAY, (1+n)/(10+n))), saved in each checkpoint; test.py, "
-           "colorize.py, serve.py and export.py use it (0: off, the paper's recipe)")
+           "colorize.py, serve.py and export.py use it (0: off; paper recipe: 0)")
     a("--dropout", type=float, default=0.5,
       help="rate of the decoder's dropout layers (reference: 0.5, though its dropout never ran)")
     a("--seed", type=int, default=0, help="seed of weights, data order and flips")

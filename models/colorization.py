@@ -216,7 +216,8 @@ class ColorizationModel:
     def broadcast_from_chief(self, numbers):
         """Several workers: all take the variables and `numbers` ({name: number}) of the first
         replica, on the chief, which alone reads the run folder when resuming."""
-        variables = [self.step] + ([self.ema_updates] if self.generator_ema is not None else []) + [v for group in self._variable_groups().values() for v in group]
+        counters = [self.step] + ([self.ema_updates] if self.generator_ema is not None else [])
+        variables = counters + [v for group in self._variable_groups().values() for v in group]
 
         def replica_fn():
             context = tf.distribute.get_replica_context()
@@ -247,7 +248,8 @@ class ColorizationModel:
         self.step.assign(state["step"])
         if fresh_average:
             self.reset_ema()
-            print(f"note: {Path(path).name} has no weight average; --g-ema starts one from its weights", file=sys.stderr)
+            print(f"note: {Path(path).name} has no weight average; --g-ema starts one from its weights",
+                  file=sys.stderr)
         elif self.generator_ema is not None:
             self.ema_updates.assign(state.get("ema_updates", 0))
         return state
