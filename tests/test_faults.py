@@ -279,13 +279,13 @@ def logged_steps(run_dir):
 
 @pytest.mark.slow
 def test_a_training_killed_at_random_moments_resumes_to_the_end_with_every_step_logged_once(images, tmp_path):
-    # SIGKILL during steps and during saves (a checkpoint every step), four times, then to the end.
+    # SIGKILL during steps and during saves (a checkpoint every step), three times, then to the end.
     run_dir, total, rng = tmp_path / "run", 24, random.Random(1)
     command = [sys.executable, "train.py", *TINY, "--dataset-path", str(images), "--checkpoints-path",
                str(run_dir), "--max-steps", str(total)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     kills = 0
-    for _ in range(4):
+    for _ in range(3):
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         start = max(logged_steps(run_dir), default=0) if (run_dir / "log.csv").exists() else 0
         deadline = time.time() + 120
@@ -298,7 +298,7 @@ def test_a_training_killed_at_random_moments_resumes_to_the_end_with_every_step_
             process.send_signal(signal.SIGKILL)
             kills += 1
         process.wait()
-    assert kills >= 3
+    assert kills >= 2
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Finished at step {total}" in result.stdout

@@ -129,13 +129,19 @@ class SlowEvaluations:
 
 @pytest.mark.slow
 def test_eval_csv_has_training_seconds_across_a_resume_and_the_budget_stops_the_run(tmp_path, capsys, monkeypatch):
+    # ...and the weight average's scores (--g-ema) from the resume that turns it on.
     images = image_folder(tmp_path / "images")
     run_dir = tmp_path / "run"
     base = TINY + ["--dataset-path", str(images), "--checkpoints-path", str(run_dir), "--eval-interval", "2"]
     clock = SlowEvaluations(monkeypatch)
     assert train.main(base + ["--max-steps", "3", "--epochs", "9"]) == 0
-    assert train.main(base + ["--max-steps", "6", "--epochs", "9"]) == 0
+    # Resumed with the generator's weight average turned on: it starts from the checkpoint's
+    # weights, and eval.csv gains its columns from then on.
+    assert train.main(base + ["--max-steps", "6", "--epochs", "9", "--g-ema", "0.9"]) == 0
+    assert "has no weight average" in capsys.readouterr().err
     rows = read_csv(run_dir / "eval.csv")
+    assert [bool(r["mae_ema"]) for r in rows] == [False, False, True, True, True]
+    assert all(float(r["mae_ema"]) > 0 and 0 <= float(r["accuracy_ema"]) <= 1 for r in rows[2:])
     # Every 2 steps, each epoch's end (5 steps of 4 of the 22 images) and each run's last step.
     assert [int(r["step"]) for r in rows] == [2, 3, 4, 5, 6]
     assert [float(r["epoch"]) for r in rows] == [0.4, 0.6, 0.8, 1.0, 1.2]
