@@ -33,7 +33,7 @@ DATASET_PRESETS = {
 # A recipe only sets defaults: an option given on the command line wins.
 RECIPES = {
     "paper": dict(zero_head=False, g_ema=0.0),
-    "fast": dict(zero_head=True, g_ema=0.0),
+    "fast": dict(zero_head=True, g_ema=0.999),
 }
 # Options that decide the variables: a checkpoint refuses to resume under different values.
 ARCHITECTURE_OPTIONS = ("dataset", "model", "image_size", "mixed_precision")

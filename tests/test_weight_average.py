@@ -172,3 +172,22 @@ def test_the_average_is_kept_on_every_replica_of_a_mirrored_strategy():
     """)
     assert result["replicas"] == 2 and result["copies"] == [2]
     assert result["moved"] > 1e-4 and result["error"] < 1e-6
+
+
+def test_export_writes_the_average_and_says_so(tmp_path):
+    import export
+    keras.utils.set_random_seed(0)
+    model = tiny_model("unet", g_ema=0.9)
+    L, ab = random_batch()
+    for _ in range(3):
+        model.train_step(L, ab)
+    model.save(tmp_path / "run" / "step_00000003.h5", {"dataset": "folder", "image_size": 16},
+               {"epoch": 0, "position": 12})
+    for weights, want in (("ema", ema_view(model).predict_ab(L)), ("raw", model.predict_ab(L))):
+        out = tmp_path / weights
+        assert export.main(["--checkpoint", str(tmp_path / "run"), "--output", str(out), "--format", "keras",
+                            "--weights", weights]) == 0
+        assert json.loads((out / "export.json").read_text())["weights"] == weights
+        exported, _, _ = load_for_inference(out)
+        assert exported.weights_used == weights
+        np.testing.assert_allclose(exported.predict_ab(L).numpy(), want.numpy(), atol=1e-5)
