@@ -127,7 +127,7 @@ def test_test_py_gives_a_row_for_each_generator_of_each_checkpoint(tmp_path):
     for _ in range(3):
         model.train_step(*random_batch())
     model.save(tmp_path / "run" / "step_00000003.h5", options, {"epoch": 0, "position": 12})
-    older = tmp_path / "older" / "step_00000001.h5"
+    older = tmp_path / "older" / "step_00000000.h5"  # untrained
     tiny_model("unet").save(older, options, {"epoch": 0, "position": 4})
     out = tmp_path / "results"
     assert test_script.main(["--checkpoint", str(tmp_path / "run"), "--checkpoint", str(older), "--output",
@@ -136,7 +136,7 @@ def test_test_py_gives_a_row_for_each_generator_of_each_checkpoint(tmp_path):
     # The older checkpoint, without an average, has one row: its trained weights.
     assert [(r["Network"], r.get("Step")) for r in table] == [
         ("no colour (a* = b* = 0)", None), ("U-Net (CNN), weight average", 3), ("U-Net (CNN)", 3),
-        ("U-Net (CNN)", 1)]
+        ("U-Net (CNN)", 0)]
     assert table[1]["MAE"] != table[2]["MAE"]
 
 
