@@ -33,7 +33,8 @@ from data.datasets import load_source
 from data.errors import DatasetError
 from data.pipeline import distributed_train_batches, fixed_sample, train_batches
 from models import checkpoint as ckpt
-from models.colorization import EMA_GROUP, ColorizationModel, architecture, describe_difference, ema_view
+from models.colorization import (EMA_GROUP, ColorizationModel, architecture, describe_difference, ema_view,
+                                 generator_group)
 from training_log import TrainingLog
 from util import atomic
 from util.runlock import LOCK_NAME, RunInUse, RunLock
@@ -155,8 +156,9 @@ def restore_intact(model, candidates, opt):
 
 def warm_start(model, opt):
     """--init-generator: a new run's generator takes the weights of another run's (a GAN that
-    fine-tunes a trained U-Net), their average where that run kept one (--g-ema). The optimizers and the step start afresh; the training clock starts
-    at the other run's seconds, so that time to quality counts the whole training."""
+    fine-tunes a trained U-Net), their average where that run kept one (--g-ema). The optimizers
+    and the step start afresh; the training clock starts at the other run's seconds, so that time
+    to quality counts the whole training."""
     path = ckpt.resolve_checkpoint(opt.init_generator)
     config, _, state = ckpt.read_metadata(path)
     generator_only = ("model", "discriminator", "mixed_precision")  # the generator's variables are float32 anyway
@@ -164,8 +166,7 @@ def warm_start(model, opt):
     if theirs != mine:
         raise ckpt.CheckpointError(f"--init-generator {path} has another generator "
                                    f"({describe_difference(theirs, mine)})")
-    # The other run's weight average (--g-ema) where it has one, as inference would take it.
-    group = EMA_GROUP if EMA_GROUP in ckpt.group_names(path) else "generator"
+    group = generator_group(path)  # its weight average (--g-ema) where it has one, as inference takes it
     ckpt.restore_variables(path, {group: model.generator.variables})
     if model.generator_ema is not None:
         model.reset_ema()

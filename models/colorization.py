@@ -294,7 +294,7 @@ def load_for_inference(path, mixed_precision=None, bn_statistics="moving", weigh
     if mixed_precision is not None:
         config = {**config, "mixed_precision": bool(mixed_precision)}
     model = ColorizationModel(config)
-    group = EMA_GROUP if weights == "ema" and EMA_GROUP in ckpt.group_names(path) else "generator"
+    group = generator_group(path, weights)
     ckpt.restore_variables(path, {group: model.generator.variables})
     model.weights_used = "ema" if group == EMA_GROUP else "raw"
     model.step.assign(state["step"])
@@ -315,9 +315,18 @@ class GeneratorOnly:
         return self._predict(tf.convert_to_tensor(L, tf.float32))
 
 
+def generator_group(path, weights="ema"):
+    """The checkpoint group to read a generator from: the weight average (--g-ema) where `weights`
+    is "ema" and the checkpoint has one, else the trained weights."""
+    return EMA_GROUP if weights == "ema" and EMA_GROUP in ckpt.group_names(path) else "generator"
+
+
 def ema_view(model):
-    """The weight average (--g-ema) of a training model, for evaluation."""
-    return GeneratorOnly(model.generator_ema, model.config, "ema")
+    """The weight average (--g-ema) of a training model, for evaluation; made once per model, so
+    that its prediction function is traced once, not at every evaluation."""
+    if getattr(model, "_ema_view", None) is None:
+        model._ema_view = GeneratorOnly(model.generator_ema, model.config, "ema")
+    return model._ema_view
 
 
 class ExportedGenerator(GeneratorOnly):

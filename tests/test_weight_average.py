@@ -12,6 +12,15 @@ import test as test_script
 from models.colorization import EMA_GROUP, ema_view, load_for_inference
 from tests.helpers import image_folder, random_batch, tiny_model
 
+def trained(kind, g_ema, steps, L=None, ab=None):
+    """A tiny model with a weight average, after `steps` training steps on one batch."""
+    keras.utils.set_random_seed(0)
+    model = tiny_model(kind, g_ema=g_ema)
+    for _ in range(steps):
+        model.train_step(*((L, ab) if L is not None else random_batch()))
+    return model
+
+
 def floats(variables):
     return [v.numpy().copy() for v in variables if np.issubdtype(v.numpy().dtype, np.floating)]
 
@@ -54,11 +63,8 @@ def test_without_the_option_nothing_changes():
 
 
 def test_the_average_round_trips_through_a_checkpoint_and_a_resume_continues_it(tmp_path):
-    keras.utils.set_random_seed(0)
-    model = tiny_model("gan", g_ema=0.9)
     L, ab = random_batch()
-    for _ in range(2):
-        model.train_step(L, ab)
+    model = trained("gan", 0.9, 2, L, ab)
     model.save(tmp_path / "a.h5", {}, {"epoch": 0, "position": 0})
     with h5py.File(tmp_path / "a.h5") as f:
         assert EMA_GROUP in f and json.loads(f.attrs["state"])["ema_updates"] == 2
@@ -90,11 +96,8 @@ def test_turning_the_average_on_when_resuming_starts_it_from_the_weights(tmp_pat
 
 
 def test_inference_reads_the_average_unless_told_otherwise(tmp_path):
-    keras.utils.set_random_seed(0)
-    model = tiny_model("gan", g_ema=0.9)
     L, ab = random_batch()
-    for _ in range(3):
-        model.train_step(L, ab)
+    model = trained("gan", 0.9, 3, L, ab)
     model.save(tmp_path / "step_00000003.h5", {}, {"epoch": 0, "position": 0})
     want_average, want_raw = ema_view(model).predict_ab(L).numpy(), model.predict_ab(L).numpy()
     assert np.abs(want_average - want_raw).max() > 1e-4  # two different generators
@@ -122,10 +125,7 @@ def test_test_py_gives_a_row_for_each_generator_of_each_checkpoint(tmp_path):
     images = image_folder(tmp_path / "images")
     options = {"dataset": "folder", "dataset_path": str(images), "image_size": 16, "batch_size": 4,
                "model": "unet"}
-    keras.utils.set_random_seed(0)
-    model = tiny_model("unet", g_ema=0.9)
-    for _ in range(3):
-        model.train_step(*random_batch())
+    model = trained("unet", 0.9, 3)
     model.save(tmp_path / "run" / "step_00000003.h5", options, {"epoch": 0, "position": 12})
     older = tmp_path / "older" / "step_00000000.h5"  # untrained
     tiny_model("unet").save(older, options, {"epoch": 0, "position": 4})
@@ -176,11 +176,8 @@ def test_the_average_is_kept_on_every_replica_of_a_mirrored_strategy():
 
 def test_export_writes_the_average_and_says_so(tmp_path):
     import export
-    keras.utils.set_random_seed(0)
-    model = tiny_model("unet", g_ema=0.9)
     L, ab = random_batch()
-    for _ in range(3):
-        model.train_step(L, ab)
+    model = trained("unet", 0.9, 3, L, ab)
     model.save(tmp_path / "run" / "step_00000003.h5", {"dataset": "folder", "image_size": 16},
                {"epoch": 0, "position": 12})
     for weights, want in (("ema", ema_view(model).predict_ab(L)), ("raw", model.predict_ab(L))):
