@@ -52,16 +52,17 @@ def timed(fn, repeats):
     return (time.perf_counter() - start) / repeats
 
 
-def bare_step(preset, kind, mixed, steps, batch, xla=False, implementation="lowmem"):
+def bare_step(preset, kind, mixed, steps, batch, xla=False, implementation="lowmem", g_ema=0.0):
     """Images/s of the training step, and its trace count.
 
     implementation: "lowmem" (the memory-saving layers, the default) or "plain" (Keras' own layers,
     TensorFlow's own convolution kernels and gradients): what the memory-saving layers cost or buy.
+    g_ema: train.py --g-ema, the generator's weight average updated after each step.
     """
     size = PRESET_SHAPES[preset][0]
     model = ColorizationModel(architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"],
                                            size, mixed), global_batch_size=batch, jit_compile=xla,
-                              implementation=implementation)
+                              implementation=implementation, g_ema=g_ema)
     rng = np.random.default_rng(0)
     L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
@@ -342,6 +343,14 @@ def main(argv=None):
             record(f"step cifar10 {kind} {'mixed' if mixed else 'float32'} --implementation plain",
                    f"{rate:.1f} img/s", f"Keras' own layers; the memory-saving ones are {ratio:.2f}x this; "
                    f"{share:.0%} of the peak", images_per_s=rate, lowmem_speedup=ratio, share_of_peak=share)
+        # What the weight average of --recipe fast costs a step (bfloat16, where it is a larger share).
+        # Both timed here over the same number of steps, as a pair.
+        for kind in kinds:
+            without, _ = bare_step("cifar10", kind, True, steps, batches["cifar10"])
+            rate, _ = bare_step("cifar10", kind, True, steps, batches["cifar10"], g_ema=0.999)
+            record(f"step cifar10 {kind} mixed --g-ema 0.999", f"{rate:.1f} img/s",
+                   f"{rate / without:.2f}x the step without the weight average ({without:.1f} img/s, "
+                   f"timed beside it)", images_per_s=rate, ratio=rate / without)
         rate, traces = bare_step("cifar10", "gan", False, steps, batches["cifar10"], xla=True)
         ratio = rate / step_rates[("cifar10", "gan", False)]
         record("step cifar10 gan float32 --xla", f"{rate:.1f} img/s", f"{ratio:.2f}x float32 without XLA",

@@ -82,18 +82,30 @@ def plot_loss_curves(logs, path, smooth=20):
     plt.close(fig)
 
 
+QUALITY_PANELS = (  # eval.csv column, title, scale, the baseline's key for its line and its label
+    ("mae", "test MAE (RGB 0-255, lower is better)", 1, "mae", "no colour"),
+    ("accuracy", "test accuracy % (higher is better)", 100, "accuracy", "no colour"),
+    ("colourfulness", "test colourfulness (Hasler and Suesstrunk)", 1, "colourfulness_true", "truth"),
+    ("palette", "test palette % (colours used as in the truth)", 100, "palette", "no colour"),
+)
+
+
 def plot_quality_curves(evals, path, baseline=None):
-    """Test MAE and accuracy of each run (label -> its eval.csv) against training hours and
-    against epochs, with the no-colour scores (`baseline`) as a line. Returns False (and writes
-    nothing) when no log has a point to draw; logs written before eval.csv had seconds give
-    only the epoch panels' points."""
+    """Test MAE, accuracy, colourfulness and palette of each run (label -> its eval.csv) against
+    training hours and against epochs, with the no-colour scores and the truth's colourfulness
+    (`baseline`, test.py's no-colour row) as lines. Returns False (and writes nothing) when no log
+    has a point to draw; logs written before eval.csv had seconds give only the epoch panels'
+    points, those before it had colour scores only the first two rows."""
     runs = {label: read_log(p) for label, p in evals.items()}
     runs = {label: rows for label, rows in runs.items() if rows}
     if not runs:
         return False
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.4))
-    for row_axes, (metric, title, scale) in zip(axes, (("mae", "test MAE (RGB 0-255, lower is better)", 1),
-                                                       ("accuracy", "test accuracy % (higher is better)", 100))):
+    panels = [panel for panel in QUALITY_PANELS
+              if any(r.get(panel[0]) not in (None, "") for rows in runs.values() for r in rows)]
+    if not panels:
+        return False
+    fig, axes = plt.subplots(len(panels), 2, figsize=(10, 3.2 * len(panels)), squeeze=False)
+    for row_axes, (metric, title, scale, base_key, base_label) in zip(axes, panels):
         for ax, (x_key, x_label, x_scale) in zip(row_axes, (("seconds", "training hours", 1 / 3600),
                                                             ("epoch", "epochs", 1))):
             for label, rows in runs.items():
@@ -106,16 +118,65 @@ def plot_quality_curves(evals, path, baseline=None):
                         colour = line.get_color() if line else None
                         line, = ax.plot(*zip(*sorted(points)), style, marker="o", markersize=3, color=colour,
                                         label=label + suffix)
-            if baseline and metric in baseline:
-                ax.axhline(baseline[metric] * scale, color="grey", linestyle="--", label="no colour")
+            if baseline and base_key in baseline:
+                ax.axhline(baseline[base_key] * scale, color="grey" if base_label == "no colour" else "black",
+                           linestyle="--" if base_label == "no colour" else ":", label=base_label)
             ax.set_title(title, fontsize=10)
             ax.set_xlabel(x_label)
             ax.grid(alpha=0.3)
     # Below the panels, so that no curve is hidden behind it however many runs there are.
     handles, labels = axes[0][0].get_legend_handles_labels()
+    for ax in axes[1:, 0]:  # the truth's line, drawn on a later row only
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles, labels = handles + [handle], labels + [label]
     columns = 2 if len(labels) > 3 else len(labels)
     fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.035 * -(-len(labels) // columns) + 0.01, 1, 1))
+    height = fig.get_size_inches()[1]
+    fig.tight_layout(rect=(0, (0.224 * -(-len(labels) // columns) + 0.064) / height, 1, 1))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def plot_colour_tradeoff(evals, path, baseline=None):
+    """Each evaluation of each run (label -> its eval.csv) as a point of test MAE against
+    colourfulness, joined in training order, the weight average's dashed: where a GAN trades
+    accuracy for colour as it trains. Lines: the no-colour MAE and the truth's colourfulness with
+    the band within 10 % of it (`baseline`, test.py's no-colour row). Returns False (and writes
+    nothing) when no log has colour scores (eval.csv before 2026-12-02)."""
+    runs = {label: read_log(p) for label, p in evals.items()}
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    drawn = False
+    for label, rows in runs.items():
+        line = None
+        for suffix, name, style in (("", label, "-"), ("_ema", label + ", weight average", "--")):
+            points = [(float(r["step"]), float(r[f"mae{suffix}"]), float(r[f"colourfulness{suffix}"])) for r in rows
+                      if r.get(f"mae{suffix}") not in (None, "") and r.get(f"colourfulness{suffix}") not in (None, "")]
+            if not points:
+                continue
+            _, mae, colour = zip(*sorted(points))
+            line, = ax.plot(mae, colour, style, marker="o", markersize=3, label=name,
+                            color=line.get_color() if line else None)
+            ax.plot(mae[-1:], colour[-1:], marker="s", markersize=7, color=line.get_color())  # the last evaluation
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    baseline = baseline or {}
+    if "mae" in baseline:
+        ax.axvline(baseline["mae"], color="grey", linestyle="--", label="no colour's MAE")
+    if "colourfulness_true" in baseline:
+        truth = baseline["colourfulness_true"]
+        ax.axhline(truth, color="black", linestyle=":", label="truth's colourfulness")
+        ax.axhspan(0.9 * truth, 1.1 * truth, color="grey", alpha=0.12, label="within 10 % of the truth")
+    ax.set_xlabel("test MAE (RGB 0-255, lower is better)")
+    ax.set_ylabel("test colourfulness")
+    ax.set_title("accuracy against colour, one point per evaluation (square: the last)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
     plt.close(fig)

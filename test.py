@@ -201,6 +201,8 @@ def write_outputs(opt, paths, loaded, source, rows, baseline):
     evals = {label: p.parent / "eval.csv" for label, p in zip(labels, paths) if (p.parent / "eval.csv").exists()}
     if figures.plot_quality_curves(evals, out / "quality.png", baseline):
         written.append("quality.png")
+    if figures.plot_colour_tradeoff(evals, out / "tradeoff.png", baseline):
+        written.append("tradeoff.png")
     print(f"Wrote {', '.join(str(out / name) for name in written)}")
 
 

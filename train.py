@@ -35,7 +35,7 @@ from data.pipeline import distributed_train_batches, fixed_sample, train_batches
 from models import checkpoint as ckpt
 from models.colorization import (EMA_GROUP, ColorizationModel, architecture, describe_difference, ema_view,
                                  generator_group)
-from training_log import TrainingLog
+from training_log import EVAL_SCORES, TrainingLog
 from util import atomic
 from util.runlock import LOCK_NAME, RunInUse, RunLock
 
@@ -349,8 +349,8 @@ def done(step, opt, stop):  # stop.stopping includes a spent --max-hours
 
 
 def evaluate_and_plot(model, opt, log, test_source, run, step, epoch, seconds):
-    """Test accuracy and MAE into eval.csv (with the training seconds so far), and loss.png; with
-    --g-ema, the weight average's too (accuracy_ema, mae_ema)."""
+    """Test accuracy, MAE, colourfulness and palette into eval.csv (with the training seconds so
+    far), and loss.png; with --g-ema, the weight average's too (accuracy_ema, mae_ema, ...)."""
     if opt.eval_images != 0:
         limit = None if opt.eval_images < 0 else opt.eval_images
         scored = {"": model}
@@ -358,14 +358,14 @@ def evaluate_and_plot(model, opt, log, test_source, run, step, epoch, seconds):
             scored["_ema"] = ema_view(model)
         row = {"step": step, "epoch": epoch, "seconds": round(seconds, 1)}
         for suffix, predictor in scored.items():
-            scores = evaluation.evaluate(predictor, test_source, opt.batch_size, limit, ("accuracy", "mae"))
+            scores = evaluation.evaluate(predictor, test_source, opt.batch_size, limit, EVAL_SCORES)
             row.update({f"{name}{suffix}": value for name, value in scores.items()})
         log.evaluation(row)
         images = min(limit or len(test_source), len(test_source))
-        average = (f"; weight average {row['accuracy_ema']:.2%}, MAE {row['mae_ema']:.2f}"
-                   if "mae_ema" in row else "")
+        average = (f"; weight average {row['accuracy_ema']:.2%}, MAE {row['mae_ema']:.2f}, "
+                   f"colourfulness {row['colourfulness_ema']:.1f}" if "mae_ema" in row else "")
         print(f"step {step} (epoch {epoch:g}, {seconds / 3600:.2f} h): test accuracy {row['accuracy']:.2%}, "
-              f"MAE {row['mae']:.2f}{average} ({images} images)")
+              f"MAE {row['mae']:.2f}, colourfulness {row['colourfulness']:.1f}{average} ({images} images)")
     if log.log_path.exists():
         figures.plot_loss_curves({opt.model: log.log_path}, run / "loss.png")
     log.flush()

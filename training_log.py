@@ -8,7 +8,9 @@ import tensorflow as tf
 from util.atomic import atomic_write
 
 LOG_FIELDS = ("step", "epoch", "seconds", "lr", "images_per_s", "d_real", "d_fake", "g_gan", "g_l1")
-EVAL_FIELDS = ("step", "epoch", "seconds", "accuracy", "mae", "accuracy_ema", "mae_ema")  # *_ema: --g-ema
+# Each score of the trained weights, then of their average (*_ema: train.py --g-ema).
+EVAL_SCORES = ("accuracy", "mae", "colourfulness", "palette")
+EVAL_FIELDS = ("step", "epoch", "seconds") + EVAL_SCORES + tuple(f"{name}_ema" for name in EVAL_SCORES)
 CORE_FIELDS = LOG_FIELDS + EVAL_FIELDS[:5]  # written even when a row lacks them
 
 
@@ -72,13 +74,15 @@ class TrainingLog:
         # Append only: a resumed run continues the same log (forget_after drops the rows of lost steps).
         fields = [k for k in fields if k in row or k in CORE_FIELDS]  # no empty *_ema columns without --g-ema
         new = not path.exists() or path.stat().st_size == 0
-        if not new:  # a log begun by an older version keeps its own columns...
+        if not new:  # a log begun by an older version keeps its core columns as they were...
             with open(path, newline="") as f:
                 header = next(csv.reader(f), None) or fields
-            if [k for k in fields if k.endswith("_ema") and k not in header]:  # ...unless --g-ema came later
+            # ...and gains the optional scores it lacks (--g-ema turned on at a resume, the colour scores).
+            added = [k for k in fields if k not in CORE_FIELDS and k not in header]
+            if added:
                 with open(path, newline="") as f:
                     rows = list(csv.DictReader(f))
-                header = header + [k for k in fields if k not in header]
+                header = header + added
                 atomic_write(path, lambda f: _write_rows(f, header, rows), "w")
             fields = header
         with open(path, "a", newline="") as f:

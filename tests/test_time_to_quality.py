@@ -142,6 +142,9 @@ def test_eval_csv_has_training_seconds_across_a_resume_and_the_budget_stops_the_
     rows = read_csv(run_dir / "eval.csv")
     assert [bool(r["mae_ema"]) for r in rows] == [False, False, True, True, True]
     assert all(float(r["mae_ema"]) > 0 and 0 <= float(r["accuracy_ema"]) <= 1 for r in rows[2:])
+    # The colour scores of every evaluation, the average's from the resume on.
+    assert all(float(r["colourfulness"]) >= 0 and 0 < float(r["palette"]) <= 1 for r in rows)
+    assert [bool(r["colourfulness_ema"]) for r in rows] == [False, False, True, True, True]
     # Every 2 steps, each epoch's end (5 steps of 4 of the 22 images) and each run's last step.
     assert [int(r["step"]) for r in rows] == [2, 3, 4, 5, 6]
     assert [float(r["epoch"]) for r in rows] == [0.4, 0.6, 0.8, 1.0, 1.2]
@@ -162,12 +165,13 @@ def test_eval_csv_has_training_seconds_across_a_resume_and_the_budget_stops_the_
 
 
 def test_the_quality_curves_are_drawn_from_the_logs(tmp_path):
-    def write(path, maes):
+    def write(path, maes, colour=False):
         with open(path, "w", newline="") as f:
             writer = csv.writer(f)
-            writer.writerow(["step", "epoch", "seconds", "accuracy", "mae"])
+            writer.writerow(["step", "epoch", "seconds", "accuracy", "mae"] + ["colourfulness", "palette"] * colour)
             for i, mae in enumerate(maes):
-                writer.writerow([100 * (i + 1), i + 1, 600 * (i + 1), 0.1 + 0.02 * i, mae])
+                writer.writerow([100 * (i + 1), i + 1, 600 * (i + 1), 0.1 + 0.02 * i, mae]
+                                + [20 + i, 0.6 + 0.1 * i] * colour)
 
     write(tmp_path / "a.csv", [14, 12, 11])
     write(tmp_path / "b.csv", [16, 15, 9])
@@ -178,6 +182,19 @@ def test_the_quality_curves_are_drawn_from_the_logs(tmp_path):
     one, two = (np.asarray(Image.open(tmp_path / f"{n}.png").convert("RGB")) for n in ("one", "two"))
     assert one.shape == two.shape and one.shape[1] > 600
     assert (one != two).any()  # the second run's curves are drawn
+    # Logs with colour scores (eval.csv since 2026-12-02) add the colourfulness and palette rows.
+    write(tmp_path / "c.csv", [16, 15, 9], colour=True)
+    baseline.update(colourfulness_true=30.6, palette=0.273)
+    assert figures.plot_quality_curves({"U-Net": tmp_path / "a.csv", "GAN": tmp_path / "c.csv"},
+                                       tmp_path / "colour.png", baseline)
+    colour = np.asarray(Image.open(tmp_path / "colour.png").convert("RGB"))
+    assert colour.shape[1] == two.shape[1] and colour.shape[0] > 1.8 * two.shape[0]
+    # The trade-off of MAE against colour: only from logs with colour scores.
+    assert not figures.plot_colour_tradeoff({"U-Net": tmp_path / "a.csv"}, tmp_path / "no.png", baseline)
+    assert not (tmp_path / "no.png").exists()
+    assert figures.plot_colour_tradeoff({"U-Net": tmp_path / "a.csv", "GAN": tmp_path / "c.csv"},
+                                        tmp_path / "tradeoff.png", baseline)
+    assert np.asarray(Image.open(tmp_path / "tradeoff.png")).std() > 0
     (tmp_path / "empty.csv").write_text("step,epoch,seconds,accuracy,mae\n")
     assert not figures.plot_quality_curves({"GAN": tmp_path / "empty.csv"}, tmp_path / "none.png", baseline)
     assert not (tmp_path / "none.png").exists()
@@ -190,6 +207,12 @@ def test_an_old_eval_log_keeps_its_columns(tmp_path):
     log.evaluation({"step": 2, "epoch": 2, "seconds": 9.0, "accuracy": 0.2, "mae": 14.0})
     assert (tmp_path / "eval.csv").read_text().splitlines() == ["step,epoch,accuracy,mae", "1,1,0.1,15.0",
                                                                "2,2,0.2,14.0"]
+    # ...and gains the colour scores, which a resumed run of an older version adds, with nothing
+    # for the rows before.
+    log.evaluation({"step": 3, "epoch": 3, "seconds": 12.0, "accuracy": 0.3, "mae": 13.0,
+                    "colourfulness": 21.5, "palette": 0.75})
+    assert (tmp_path / "eval.csv").read_text().splitlines() == [
+        "step,epoch,accuracy,mae,colourfulness,palette", "1,1,0.1,15.0,,", "2,2,0.2,14.0,,", "3,3,0.3,13.0,21.5,0.75"]
 
 
 def test_rows_of_steps_lost_with_a_crash_are_forgotten_on_resume(tmp_path):

@@ -75,7 +75,7 @@ def test_a_run_writes_everything_and_test_py_reads_it(images, tmp_path, capsys):
     assert [r["Network"] for r in rows] == ["no colour (a* = b* = 0)", "GAN"]
     assert 0 <= rows[1]["Accuracy"] <= 100 and rows[1]["MAE"] > 0
     assert (out / "results.md").read_text().startswith("| Dataset | Network | BatchNorm | Batch size | Epochs | Hours | MAE")
-    assert (out / "quality.png").is_file()  # the run evaluated at its epoch's end
+    assert (out / "quality.png").is_file() and (out / "tradeoff.png").is_file()  # the run evaluated at its epoch's end
     assert (out / "samples.png").is_file() and (out / "loss.png").is_file()
     # 16-bit inference of the same float32 checkpoint: the same table to within bfloat16's rounding.
     args = ["--checkpoint", str(run_dir), "--output", str(tmp_path / "bf16"), "--no-progress", "--mixed-precision"]
