@@ -87,7 +87,9 @@ def build_parser():
     a("--max-steps", type=int, help="stop after this many steps in total (smoke runs, benchmarks)")
     a("--max-hours", type=float,
       help="stop after this many hours of training (evaluations not counted): equal-time comparisons")
-    a("--lr", type=float, default=3e-4, help="generator learning rate; D uses a tenth")
+    a("--lr", type=float, default=3e-4, help="generator learning rate; D's is --d-lr-factor times it")
+    a("--d-lr-factor", type=float, default=0.1,
+      help="the discriminator's learning rate as a multiple of the generator's (the reference: 0.1)")
     a("--lr-decay-rate", type=float, default=0.1, help="factor per --lr-decay-steps (continuous)")
     a("--lr-decay-steps", type=float, help="steps per decay factor (cifar10 1e4, places365 5e5)")
     a("--beta1", type=float, default=0.0, help="Adam beta1 (the reference uses 0)")
@@ -166,7 +168,7 @@ def parse_train_options(argv=None):
 
 def check_options(opt):
     for name in ("batch_size", "epochs", "save_interval", "sample_interval", "sample_size", "log_interval",
-                 "keep_checkpoints", "lr_decay_steps", "lr"):
+                 "keep_checkpoints", "lr_decay_steps", "lr", "d_lr_factor"):
         if not getattr(opt, name) > 0 or not math.isfinite(getattr(opt, name)):  # refuses nan and inf
             raise ValueError(f"--{name.replace('_', '-')} must be positive and finite")
     if not 0 < opt.lr_decay_rate <= 1:

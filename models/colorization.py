@@ -17,7 +17,7 @@ from models.lowmem.normalization import set_inference_statistics
 from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, MODELS, builder
 
 MIN_LEARNING_RATE = 1e-6  # reference code: the decayed rate is floored here
-D_LR_FACTOR = 0.1  # reference code: D learns at a tenth of G's rate
+D_LR_FACTOR = 0.1  # reference code: D learns at a tenth of G's rate (train.py --d-lr-factor)
 G_STEPS_PER_BATCH = 2  # reference code: one D step, then two G steps on the same batch
 EMA_GROUP = "generator_ema"  # the checkpoint group of the generator's weight average (--g-ema)
 
@@ -35,7 +35,7 @@ class ColorizationModel:
     def __init__(self, config, lr=3e-4, lr_decay_rate=0.1, lr_decay_steps=1e4, beta1=0.0,
                  l1_weight=100.0, label_smoothing=False, global_batch_size=1, strategy=None, sync_bn=False,
                  jit_compile=False, initializer="reference", dropout=0.5, zero_head=False,
-                 implementation=DEFAULT_IMPLEMENTATION, g_ema=0.0):
+                 implementation=DEFAULT_IMPLEMENTATION, g_ema=0.0, d_lr_factor=D_LR_FACTOR):
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_gan = config["model"] == "gan"
@@ -58,7 +58,7 @@ class ColorizationModel:
             self.g_optimizer = self._adam(1.0, beta1, policy)
             build_discriminator = builder(DISCRIMINATORS, config.get("discriminator", "patchgan"), implementation)
             self.discriminator = build_discriminator(dtype=policy, sync_bn=sync_bn, initializer=initializer) if self.is_gan else None
-            self.d_optimizer = self._adam(D_LR_FACTOR, beta1, policy) if self.is_gan else None
+            self.d_optimizer = self._adam(d_lr_factor, beta1, policy) if self.is_gan else None
             # Optimizer slots exist before the first step, so a checkpoint can be restored into them.
             self.g_optimizer.build(self.generator.trainable_variables)
             if self.is_gan:

@@ -71,7 +71,9 @@ def test_learning_rate_decays_continuously_with_a_floor():
     assert float(model.learning_rate(0)) == pytest.approx(3e-4)
     assert float(model.learning_rate(5000)) == pytest.approx(3e-4 * 0.1 ** 0.5, rel=1e-5)
     assert float(model.learning_rate(10 ** 6)) == pytest.approx(1e-6)
-    assert float(model.d_optimizer.learning_rate) == pytest.approx(3e-5)
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(3e-5)  # the reference's tenth...
+    model = tiny_model(lr=3e-4, d_lr_factor=1.0)  # ...or train.py --d-lr-factor's
+    assert float(model.d_optimizer.learning_rate) == pytest.approx(3e-4)
 
 
 @pytest.mark.slow
