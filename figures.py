@@ -57,6 +57,12 @@ def read_log(path):
         return list(csv.DictReader(f))
 
 
+def _save(fig, path):
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def plot_loss_curves(logs, path, smooth=20):
     """One panel per loss; `logs` maps a run label to its CSV log file."""
     fig, axes = plt.subplots(1, len(LOSS_NAMES), figsize=(4 * len(LOSS_NAMES), 3.2))
@@ -77,9 +83,7 @@ def plot_loss_curves(logs, path, smooth=20):
     if len(logs) > 1:
         axes[0].legend()
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
 
 
 QUALITY_PANELS = (  # eval.csv column, title, scale, the baseline's key for its line and its label
@@ -134,9 +138,7 @@ def plot_quality_curves(evals, path, baseline=None):
     fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=9, frameon=False)
     height = fig.get_size_inches()[1]
     fig.tight_layout(rect=(0, (0.224 * -(-len(labels) // columns) + 0.064) / height, 1, 1))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
     return True
 
 
@@ -177,7 +179,5 @@ def plot_colour_tradeoff(evals, path, baseline=None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    _save(fig, path)
     return True
