@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,6 +244,24 @@ def start_lonely_worker(images, run_dir, *extra):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def wait_for_watchdog(process, timeout=120):
+    """Until the worker has started its watchdog (util/watcher.py), which train.py does after its
+    imports, right before it waits for the other workers: a fixed sleep would signal a worker still
+    importing TensorFlow when the machine is loaded."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                if parent == process.pid and "watcher.py" in (stat.parent / "cmdline").read_text():
+                    return
+            except (OSError, IndexError, ValueError):
+                continue  # a process that ended meanwhile
+        time.sleep(0.2)
+    raise AssertionError(f"the worker started no watchdog within {timeout} s")
+
+
 @pytest.mark.slow
 def test_a_worker_whose_peers_never_arrive_gives_up_after_the_timeout(images, tmp_path):
     begin = time.time()
@@ -257,7 +276,8 @@ def test_a_worker_whose_peers_never_arrive_gives_up_after_the_timeout(images, tm
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_worker_waiting_for_its_peers_stops_on_sigterm_or_ctrl_c_within_seconds(images, tmp_path, signum):
     process = start_lonely_worker(images, tmp_path / "run")  # default timeout: 300 s
-    time.sleep(12)  # TensorFlow up, waiting for worker 1
+    wait_for_watchdog(process)  # TensorFlow imported; the worker starts waiting for worker 1
+    time.sleep(2)
     assert process.poll() is None
     process.send_signal(signum)
     begin = time.time()
