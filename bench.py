@@ -52,17 +52,18 @@ def timed(fn, repeats):
     return (time.perf_counter() - start) / repeats
 
 
-def bare_step(preset, kind, mixed, steps, batch, xla=False, implementation="lowmem", g_ema=0.0):
+def bare_step(preset, kind, mixed, steps, batch, xla=False, implementation="lowmem", g_ema=0.0, g_steps=2):
     """Images/s of the training step, and its trace count.
 
     implementation: "lowmem" (the memory-saving layers, the default) or "plain" (Keras' own layers,
     TensorFlow's own convolution kernels and gradients): what the memory-saving layers cost or buy.
     g_ema: train.py --g-ema, the generator's weight average updated after each step.
+    g_steps: train.py --g-steps, the GAN's generator steps per batch (the reference's 2).
     """
     size = PRESET_SHAPES[preset][0]
     model = ColorizationModel(architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"],
                                            size, mixed), global_batch_size=batch, jit_compile=xla,
-                              implementation=implementation, g_ema=g_ema)
+                              implementation=implementation, g_ema=g_ema, g_steps=g_steps)
     rng = np.random.default_rng(0)
     L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
@@ -350,6 +351,13 @@ def main(argv=None):
             rate, _ = bare_step("cifar10", kind, True, steps, batches["cifar10"], g_ema=0.999)
             record(f"step cifar10 {kind} mixed --g-ema 0.999", f"{rate:.1f} img/s",
                    f"{rate / without:.2f}x the step without the weight average ({without:.1f} img/s, "
+                   f"timed beside it)", images_per_s=rate, ratio=rate / without)
+        # One G step per batch instead of the reference's two (train.py --g-steps 1), also as a pair.
+        if "gan" in kinds:
+            without, _ = bare_step("cifar10", "gan", True, steps, batches["cifar10"])
+            rate, _ = bare_step("cifar10", "gan", True, steps, batches["cifar10"], g_steps=1)
+            record("step cifar10 gan mixed --g-steps 1", f"{rate:.1f} img/s",
+                   f"{rate / without:.2f}x the reference's two G steps per batch ({without:.1f} img/s, "
                    f"timed beside it)", images_per_s=rate, ratio=rate / without)
         rate, traces = bare_step("cifar10", "gan", False, steps, batches["cifar10"], xla=True)
         ratio = rate / step_rates[("cifar10", "gan", False)]

@@ -90,6 +90,8 @@ def build_parser():
     a("--lr", type=float, default=3e-4, help="generator learning rate; D's is --d-lr-factor times it")
     a("--d-lr-factor", type=float, default=0.1,
       help="the discriminator's learning rate as a multiple of the generator's (the reference: 0.1)")
+    a("--g-steps", type=int, default=2,
+      help="GAN: generator steps on each batch after the discriminator's one (the reference: 2)")
     a("--lr-decay-rate", type=float, default=0.1, help="factor per --lr-decay-steps (continuous)")
     a("--lr-decay-steps", type=float, help="steps per decay factor (cifar10 1e4, places365 5e5)")
     a("--beta1", type=float, default=0.0, help="Adam beta1 (the reference uses 0)")
@@ -168,7 +170,7 @@ def parse_train_options(argv=None):
 
 def check_options(opt):
     for name in ("batch_size", "epochs", "save_interval", "sample_interval", "sample_size", "log_interval",
-                 "keep_checkpoints", "lr_decay_steps", "lr", "d_lr_factor"):
+                 "keep_checkpoints", "lr_decay_steps", "lr", "d_lr_factor", "g_steps"):
         if not getattr(opt, name) > 0 or not math.isfinite(getattr(opt, name)):  # refuses nan and inf
             raise ValueError(f"--{name.replace('_', '-')} must be positive and finite")
     if not 0 < opt.lr_decay_rate <= 1:

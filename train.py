@@ -102,13 +102,13 @@ def build_model(opt, strategy=None):
                              global_batch_size=opt.batch_size, strategy=strategy, sync_bn=opt.sync_bn,
                              jit_compile=opt.xla, initializer=opt.init,
                              dropout=opt.dropout, zero_head=opt.zero_head, implementation=opt.implementation,
-                             g_ema=opt.g_ema, d_lr_factor=opt.d_lr_factor)
+                             g_ema=opt.g_ema, d_lr_factor=opt.d_lr_factor, g_steps=opt.g_steps)
 
 
 def check_resumable(latest, opt, announce=True):
     """Refuses to resume a checkpoint whose architecture options differ from this command's."""
     _, saved, _ = ckpt.read_metadata(latest)
-    changed = [k for k in ("batch_size", "lr", "d_lr_factor", "lr_decay_rate", "lr_decay_steps", "beta1",
+    changed = [k for k in ("batch_size", "lr", "d_lr_factor", "g_steps", "lr_decay_rate", "lr_decay_steps", "beta1",
                            "l1_weight", "dropout", "label_smoothing", "augment", "g_ema")
                if k in saved and saved[k] != getattr(opt, k)]
     for k in changed if announce else ():  # allowed, never silent

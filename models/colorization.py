@@ -18,7 +18,7 @@ from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, 
 
 MIN_LEARNING_RATE = 1e-6  # reference code: the decayed rate is floored here
 D_LR_FACTOR = 0.1  # reference code: D learns at a tenth of G's rate (train.py --d-lr-factor)
-G_STEPS_PER_BATCH = 2  # reference code: one D step, then two G steps on the same batch
+G_STEPS = 2  # reference code: one D step, then two G steps on the same batch (train.py --g-steps)
 EMA_GROUP = "generator_ema"  # the checkpoint group of the generator's weight average (--g-ema)
 
 def architecture(model, encoder, dropout_layers, image_size, mixed_precision=False, generator="unet",
@@ -35,7 +35,7 @@ class ColorizationModel:
     def __init__(self, config, lr=3e-4, lr_decay_rate=0.1, lr_decay_steps=1e4, beta1=0.0,
                  l1_weight=100.0, label_smoothing=False, global_batch_size=1, strategy=None, sync_bn=False,
                  jit_compile=False, initializer="reference", dropout=0.5, zero_head=False,
-                 implementation=DEFAULT_IMPLEMENTATION, g_ema=0.0, d_lr_factor=D_LR_FACTOR):
+                 implementation=DEFAULT_IMPLEMENTATION, g_ema=0.0, d_lr_factor=D_LR_FACTOR, g_steps=G_STEPS):
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_gan = config["model"] == "gan"
@@ -44,6 +44,9 @@ class ColorizationModel:
         self.real_label = 0.9 if label_smoothing else 1.0  # one-sided label smoothing
         self.global_batch_size = global_batch_size
         self.g_ema = g_ema
+        if not (isinstance(g_steps, int) and g_steps >= 1):
+            raise ValueError(f"g_steps must be a positive integer, not {g_steps!r}")
+        self.g_steps = g_steps  # G steps per batch after D's (GAN only)
         self.weights_used = "raw"  # load_for_inference may read the weight average instead
         self.traces = 0  # how often the training step was traced (one per input shape)
         policy = mixed_precision_policy() if config["mixed_precision"] else None
@@ -115,7 +118,7 @@ class ColorizationModel:
         # alongside D's backward pass, with both sets of activations in memory: wait for D's.
         with tf.control_dependencies(d_gradients):
             L = tf.identity(L)
-        for _ in range(G_STEPS_PER_BATCH):
+        for _ in range(self.g_steps):
             g_losses = self._generator_step(L, ab)
         return {**losses, **g_losses}
 

@@ -49,6 +49,15 @@ def test_one_gan_step_changes_both_networks_and_batchnorm_statistics():
     assert int(model.d_optimizer.iterations.numpy()) == 1 and int(model.g_optimizer.iterations.numpy()) == 2
 
 
+@pytest.mark.parametrize("g_steps", [1, 3])
+def test_g_steps_sets_the_generator_steps_per_batch(g_steps):
+    model = tiny_model(g_steps=g_steps)  # train.py --g-steps
+    for _ in range(2):
+        model.train_step(*random_batch())
+    assert int(model.d_optimizer.iterations.numpy()) == 2
+    assert int(model.g_optimizer.iterations.numpy()) == 2 * g_steps
+
+
 def test_unet_baseline_trains_the_generator_alone():
     model = tiny_model("unet")
     assert model.discriminator is None

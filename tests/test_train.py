@@ -119,6 +119,7 @@ def test_resuming_with_another_architecture_is_refused(images, tmp_path, capsys)
     (["--beta1", "1"], "--beta1 must be in [0, 1)"),
     (["--l1-weight", "inf"], "--l1-weight must be finite"),
     (["--d-lr-factor", "0"], "--d-lr-factor must be positive and finite"),
+    (["--g-steps", "0"], "--g-steps must be positive"),
     (["--sample-size", "0"], "--sample-size must be positive"),
     (["--max-hours", "nan"], "--max-hours must be positive"),
     (["--dropout", "1"], "--dropout must be in [0, 1)"),
