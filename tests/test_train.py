@@ -248,10 +248,13 @@ def test_a_gan_warm_started_from_a_unet_begins_with_its_generator_and_counts_its
     # Resuming the warm-started run keeps its origin in every checkpoint.
     assert run(images, gan, "--init-generator", str(unet), "--lr", "1e-7", "--max-steps", "2") == 0
     assert ckpt.read_metadata(gan / "step_00000002.h5")[2]["init_seconds"] == unet_seconds
-    assert test_script.describe_network(options, state) == "GAN, G from a 0.00 h run"
+    # The row names the pretraining, and a recipe changed from the paper's (this run's --lr 1e-7).
+    assert test_script.describe_network(options, state) == "GAN, --lr 1e-07, G from a 0.00 h run"
+    assert test_script.describe_network({**options, "lr": 3e-4, "g_steps": 1}, state) == \
+        "GAN, --g-steps 1, G from a 0.00 h run"
     assert test_script.curve_labels([gan / "step_00000002.h5", tmp_path / "other" / "step_00000002.h5"],
-                                    [(None, options, state)] * 2) == ["GAN, G from a 0.00 h run (gan)",
-                                                                      "GAN, G from a 0.00 h run (other)"]
+                                    [(None, options, state)] * 2) == ["GAN, --lr 1e-07, G from a 0.00 h run (gan)",
+                                                                      "GAN, --lr 1e-07, G from a 0.00 h run (other)"]
 
 
 def test_warm_starting_from_another_generator_is_one_line_and_leaves_no_run(images, tmp_path, capsys):
