@@ -175,7 +175,7 @@ def plot_colour_tradeoff(evals, path, baseline=None):
         ax.axhspan(0.9 * truth, 1.1 * truth, color="grey", alpha=0.12, label="within 10 % of the truth")
     ax.set_xlabel("test MAE (RGB 0-255, lower is better)")
     ax.set_ylabel("test colourfulness")
-    ax.set_title("accuracy against colour, one point per evaluation (square: the last)", fontsize=10)
+    ax.set_title("MAE against colourfulness, one point per evaluation (square: the last)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
