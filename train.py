@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 
 if __name__ == "__main__" and any("multiworker" in arg for arg in sys.argv):
-    # Before any thread starts (numpy's, then TensorFlow's), which inherit this: SIGTERM waits until
-    # the strategy is made, so that TensorFlow's preemption notifier cannot swallow it
+    # Before any thread starts (numpy's, then TensorFlow's), which inherit this: SIGTERM and Ctrl-C
+    # wait until the strategy is made, so that TensorFlow's preemption notifier cannot swallow the
+    # one and a KeyboardInterrupt cannot unwind TensorFlow's cluster set-up with the other
     # (distribute.Watchdog).
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 
 from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options  # noqa: E402
 

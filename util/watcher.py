@@ -11,8 +11,8 @@ handler even while Python is stuck. This process kills it (SIGKILL, after one li
 - when, after Ctrl-C or SIGTERM, the section it is in has not ended GRACE seconds after the signal
   and has lasted twice the longest section so far (a slow but healthy collective may finish; a
   long start of the cluster under load does not stretch the wait of a worker stuck since). (While TensorFlow sets the cluster up, the training
-  process blocks SIGTERM, which TensorFlow's preemption notifier would swallow: a pending SIGTERM,
-  read from /proc, counts as received.)
+  process blocks SIGTERM, which TensorFlow's preemption notifier would swallow, and Ctrl-C: a
+  pending one, read from /proc, counts as received.)
 It ends by itself when the training process closes the pipe (exits, however).
 """
 import os
@@ -40,7 +40,7 @@ def watch(parent, signal_fd, section_fd, timeout, grace):
                     longest, since = max(longest, now - since), None
         if since is None:
             continue
-        if signal_at is None and sigterm_pending(parent):
+        if signal_at is None and stop_pending(parent):
             signal_at = now
         # After a stop request: `grace` seconds, and the open section has lasted twice the longest
         # one so far (a slow but healthy collective may finish). A long section measured before
@@ -54,14 +54,15 @@ def watch(parent, signal_fd, section_fd, timeout, grace):
                                    f"start, or stopped): giving up (--worker-timeout); the last checkpoint is kept")
 
 
-def sigterm_pending(pid):
-    """A SIGTERM the training process blocks while TensorFlow sets up the cluster (TensorFlow's
-    preemption notifier would otherwise take it and ignore it); Linux's /proc tells."""
+def stop_pending(pid):
+    """A SIGTERM or Ctrl-C the training process blocks while TensorFlow sets up the cluster
+    (distribute.Watchdog); Linux's /proc tells."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("ShdPnd:"):
-                    return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+                    pending = int(line.split()[1], 16)
+                    return any(pending >> (signum - 1) & 1 for signum in (signal.SIGTERM, signal.SIGINT))
     except (OSError, ValueError):
         pass
     return False
