@@ -31,7 +31,7 @@ COLUMNS = ("Dataset", "Network", "BatchNorm", "Batch size", "Epochs", "Hours", "
            "Colourfulness", "Palette")
 NETWORK_NAMES = {"gan": "GAN", "unet": "U-Net (CNN)"}
 # Training options whose change from the paper's value a row names (its checkpoint's options).
-_COMMON = {"lr": 3e-4, "l1_weight": 100.0, "beta1": 0.0}
+_COMMON = {"lr": 3e-4, "l1_weight": 100.0, "beta1": 0.0, "dropout": 0.5}
 RECIPE_OPTIONS = {"unet": _COMMON, "gan": {**_COMMON, "d_lr_factor": 0.1, "g_steps": 2}}
 
 

@@ -250,8 +250,8 @@ def test_a_gan_warm_started_from_a_unet_begins_with_its_generator_and_counts_its
     assert ckpt.read_metadata(gan / "step_00000002.h5")[2]["init_seconds"] == unet_seconds
     # The row names the pretraining, and a recipe changed from the paper's (this run's --lr 1e-7).
     assert test_script.describe_network(options, state) == "GAN, --lr 1e-07, G from a 0.00 h run"
-    assert test_script.describe_network({**options, "lr": 3e-4, "g_steps": 1}, state) == \
-        "GAN, --g-steps 1, G from a 0.00 h run"
+    assert test_script.describe_network({**options, "lr": 3e-4, "g_steps": 1, "dropout": 0.0}, state) == \
+        "GAN, --dropout 0, --g-steps 1, G from a 0.00 h run"
     assert test_script.curve_labels([gan / "step_00000002.h5", tmp_path / "other" / "step_00000002.h5"],
                                     [(None, options, state)] * 2) == ["GAN, --lr 1e-07, G from a 0.00 h run (gan)",
                                                                       "GAN, --lr 1e-07, G from a 0.00 h run (other)"]
