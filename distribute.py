@@ -134,7 +134,7 @@ class Watchdog:
         signal.set_wakeup_fd(signal_write, warn_on_full_buffer=False)
         # TensorFlow's preemption notifier takes SIGTERM over while the strategy is made, and
         # ignores it. Ctrl-C took the other path, a KeyboardInterrupt, and a worker so interrupted
-        # hung twice in four runs of the whole suite (never alone; the cause was not found): blocked
+        # hung in 2 of 3 runs of the whole suite (never alone; the cause was not found): blocked
         # until then, both signals wait, the watcher sees them pending, and both take one path.
         signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
