@@ -344,21 +344,18 @@ def main(argv=None):
             record(f"step cifar10 {kind} {'mixed' if mixed else 'float32'} --implementation plain",
                    f"{rate:.1f} img/s", f"Keras' own layers; the memory-saving ones are {ratio:.2f}x this; "
                    f"{share:.0%} of the peak", images_per_s=rate, lowmem_speedup=ratio, share_of_peak=share)
-        # What the weight average of --recipe fast costs a step (bfloat16, where it is a larger share).
-        # Both timed here over the same number of steps, as a pair.
-        for kind in kinds:
+        # What the weight average of --recipe fast costs a step and what one G step per batch buys
+        # (bfloat16, where the difference is a larger share): each timed against the step without
+        # it over the same number of steps, as a pair.
+        variants = [(kind, "--g-ema 0.999", {"g_ema": 0.999}, "the step without the weight average")
+                    for kind in kinds]
+        variants += [("gan", "--g-steps 1", {"g_steps": 1}, "the reference's two G steps per batch")] * ("gan" in kinds)
+        for kind, flag, change, compared in variants:
             without, _ = bare_step("cifar10", kind, True, steps, batches["cifar10"])
-            rate, _ = bare_step("cifar10", kind, True, steps, batches["cifar10"], g_ema=0.999)
-            record(f"step cifar10 {kind} mixed --g-ema 0.999", f"{rate:.1f} img/s",
-                   f"{rate / without:.2f}x the step without the weight average ({without:.1f} img/s, "
-                   f"timed beside it)", images_per_s=rate, ratio=rate / without)
-        # One G step per batch instead of the reference's two (train.py --g-steps 1), also as a pair.
-        if "gan" in kinds:
-            without, _ = bare_step("cifar10", "gan", True, steps, batches["cifar10"])
-            rate, _ = bare_step("cifar10", "gan", True, steps, batches["cifar10"], g_steps=1)
-            record("step cifar10 gan mixed --g-steps 1", f"{rate:.1f} img/s",
-                   f"{rate / without:.2f}x the reference's two G steps per batch ({without:.1f} img/s, "
-                   f"timed beside it)", images_per_s=rate, ratio=rate / without)
+            rate, _ = bare_step("cifar10", kind, True, steps, batches["cifar10"], **change)
+            record(f"step cifar10 {kind} mixed {flag}", f"{rate:.1f} img/s",
+                   f"{rate / without:.2f}x {compared} ({without:.1f} img/s, timed beside it)",
+                   images_per_s=rate, ratio=rate / without)
         rate, traces = bare_step("cifar10", "gan", False, steps, batches["cifar10"], xla=True)
         ratio = rate / step_rates[("cifar10", "gan", False)]
         record("step cifar10 gan float32 --xla", f"{rate:.1f} img/s", f"{ratio:.2f}x float32 without XLA",

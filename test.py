@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from options import DATASET_PRESETS, parse_test_options
+from options import DATASET_PRESETS, build_parser, parse_test_options
 
 if __name__ == "__main__":
     parse_test_options()  # --help and bad options answer before TensorFlow is imported
@@ -30,9 +30,9 @@ ROOT = Path(__file__).resolve().parent
 COLUMNS = ("Dataset", "Network", "BatchNorm", "Batch size", "Epochs", "Hours", "MAE", "Accuracy", "PSNR", "SSIM", "AuC",
            "Colourfulness", "Palette")
 NETWORK_NAMES = {"gan": "GAN", "unet": "U-Net (CNN)"}
-# Training options whose change from the paper's value a row names (its checkpoint's options).
-_COMMON = {"lr": 3e-4, "l1_weight": 100.0, "beta1": 0.0, "dropout": 0.5}
-RECIPE_OPTIONS = {"unet": _COMMON, "gan": {**_COMMON, "d_lr_factor": 0.1, "g_steps": 2}}
+# Training options whose change from train.py's default (the paper's value) a row names.
+_COMMON = ("lr", "l1_weight", "beta1", "dropout")
+RECIPE_OPTIONS = {"unet": _COMMON, "gan": _COMMON + ("d_lr_factor", "g_steps")}
 
 
 parse_options = parse_test_options
@@ -46,8 +46,9 @@ def describe_network(options, state):
     preset_decay = DATASET_PRESETS.get(options.get("dataset"), {}).get("lr_decay_steps")
     if options.get("lr_decay_steps") and preset_decay and options["lr_decay_steps"] != preset_decay:
         network = f"{network}, rate x{options.get('lr_decay_rate', 0.1):g} per {options['lr_decay_steps']:,.0f} steps"
-    for key, default in RECIPE_OPTIONS.get(options.get("model"), {}).items():  # a changed recipe is named
-        if options.get(key) is not None and options[key] != default:
+    defaults = build_parser()
+    for key in RECIPE_OPTIONS.get(options.get("model"), ()):  # a changed recipe is named
+        if options.get(key) is not None and options[key] != defaults.get_default(key):
             network = f"{network}, --{key.replace('_', '-')} {options[key]:g}"
     if options.get("init_generator"):  # train.py --init-generator: the pretraining is counted
         network = f"{network}, G from a {state.get('init_seconds', 0) / 3600:.2f} h run"
