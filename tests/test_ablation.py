@@ -3,6 +3,7 @@ written with its exact command; a finished row is not run again."""
 import pytest
 
 import ablation
+import options
 from tests.helpers import image_folder
 
 
@@ -40,3 +41,13 @@ def test_an_epoch_budget_trains_each_row_for_those_epochs():
     assert "--zero-head" in train and run.name == "cifar10_gan_zero-head"
     with pytest.raises(SystemExit):
         ablation.parse_options(["--budget-epochs", "2", "--budget-minutes", "3"])  # one budget, not two
+
+
+@pytest.mark.parametrize("name", sorted(ablation.ROWS))
+def test_every_row_is_a_command_train_py_accepts_and_its_own_options_win(name):
+    opt = ablation.parse_options(["--model", "gan", "--batch-size", "64", "--rows", name])
+    _, train, _ = ablation.commands(opt, name)
+    parsed = options.parse_train_options(train[1:])  # argparse exits on an option train.py lacks
+    assert parsed.batch_size == (32 if "batch-32" in name else 64)
+    assert parsed.zero_head == (name in ("zero-head", "fast") or name.startswith("fast-"))
+    assert parsed.beta1 == (0.5 if "beta1-0.5" in name else 0.0)
