@@ -124,7 +124,7 @@ def profile_step(kind, mixed, steps, batch, logdir):
     return seconds, wall
 
 
-def matmul_gflops(dtype=tf.float32, n=2048):
+def matmul_rate(dtype=tf.float32, n=2048):
     """An n x n matrix product in `dtype`, in GFLOP/s."""
     a = tf.cast(tf.random.normal((n, n)), dtype)
     product = tf.function(lambda m: m @ m)
@@ -132,7 +132,7 @@ def matmul_gflops(dtype=tf.float32, n=2048):
     return 2 * n ** 3 / seconds / 1e9
 
 
-def convolution_gflops(dtype=tf.float32, batch=32, size=32, channels=256):
+def convolution_rate(dtype=tf.float32, batch=32, size=32, channels=256):
     """A 3x3 'same' convolution of `channels` to `channels` channels in `dtype`, in GFLOP/s."""
     x = tf.cast(tf.random.normal((batch, size, size, channels)), dtype)
     kernel = tf.cast(tf.random.normal((3, 3, channels, channels)), dtype)
@@ -146,7 +146,7 @@ def machine_peak(dtype):
     large convolution. A matrix product alone can read low: on 2 cores of an AMD EPYC with
     avx512_bf16 one run measured 200 float32 GFLOP/s for it while the U-Net's step reached 290, so
     the step read as 145 % of the peak (the convolution: 432; the product, an hour later, 392)."""
-    matmul, convolution = matmul_gflops(dtype), convolution_gflops(dtype)
+    matmul, convolution = matmul_rate(dtype), convolution_rate(dtype)
     return max(matmul, convolution), matmul, convolution
 
 

@@ -33,6 +33,7 @@ NETWORK_NAMES = {"gan": "GAN", "unet": "U-Net (CNN)"}
 # Training options whose change from train.py's default (the paper's value) a row names.
 _COMMON = ("lr", "l1_weight", "beta1", "dropout")
 RECIPE_OPTIONS = {"unet": _COMMON, "gan": _COMMON + ("d_lr_factor", "g_steps")}
+TRAIN_PARSER = build_parser()  # its defaults: the paper's values
 
 
 parse_options = parse_test_options
@@ -46,9 +47,8 @@ def describe_network(options, state):
     preset_decay = DATASET_PRESETS.get(options.get("dataset"), {}).get("lr_decay_steps")
     if options.get("lr_decay_steps") and preset_decay and options["lr_decay_steps"] != preset_decay:
         network = f"{network}, rate x{options.get('lr_decay_rate', 0.1):g} per {options['lr_decay_steps']:,.0f} steps"
-    defaults = build_parser()
     for key in RECIPE_OPTIONS.get(options.get("model"), ()):  # a changed recipe is named
-        if options.get(key) is not None and options[key] != defaults.get_default(key):
+        if options.get(key) is not None and options[key] != TRAIN_PARSER.get_default(key):
             network = f"{network}, --{key.replace('_', '-')} {options[key]:g}"
     if options.get("init_generator"):  # train.py --init-generator: the pretraining is counted
         network = f"{network}, G from a {state.get('init_seconds', 0) / 3600:.2f} h run"
