@@ -42,6 +42,8 @@ ROWS = {
     # zero head (docs/time_to_quality.md), to see whether they add to it.
     "fast-beta1-0.5": ("--recipe fast, Adam beta1 0.5", ["--recipe", "fast", "--beta1", "0.5"]),
     "fast-batch-32": ("--recipe fast, batch 32", ["--recipe", "fast", "--batch-size", "32"]),
+    # Photographs: the same recipe in the U-Net at half the width (models/registry.py).
+    "fast-narrow": ("--recipe fast, the U-Net at half width", ["--recipe", "fast", "--generator", "unet-narrow"]),
 }
 DEFAULT_ROWS = {"unet": ["paper", "zero-head", "glorot", "lr-1e-3", "lr-1e-4", "no-decay", "beta1-0.5", "no-dropout", "batch-32"],
                 "gan": ["paper", "lr-1e-3", "no-dropout", "batch-32", "label-smoothing"]}

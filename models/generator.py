@@ -13,6 +13,8 @@ lowmem builder follows), or copy it into a new network with one line in models/r
 import keras
 from keras import layers
 
+from models.presets import narrow
+
 # Reference code: every convolution kernel from TF1's tf.variance_scaling_initializer defaults,
 # VarianceScaling(1.0, fan_in, truncated normal) (LeCun-like); biases zero. "glorot" (Keras'
 # default, which this project used before) is kept for the ablation of docs/time_to_quality.md.
@@ -67,6 +69,12 @@ def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync
     head = layers.Conv2D(output_channels, 1, activation="tanh", name="ab", dtype="float32",
                          kernel_initializer="zeros" if zero_head else kernel_initializer(initializer))
     return keras.Model(inputs, head(x), name=name)                     # (H, W, 2)
+
+
+def build_narrow_generator(encoder, dropout_layers, **kwargs):
+    """The same U-Net at half the width of every layer (`--generator unet-narrow`): a quarter of
+    the weights and FLOPs, for photographs on a CPU (docs/photos.md)."""
+    return build_generator(narrow(encoder), dropout_layers, **kwargs)
 
 
 def plain_generator_from(generator, encoder, dropout_layers):

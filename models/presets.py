@@ -28,6 +28,12 @@ def folder_preset(image_size):
     return {"encoder": [(64, 1)] + [(f, 2) for f in downs], "dropout_layers": 2 if depth <= 4 else 3}
 
 
+def narrow(encoder, factor=2):
+    """The encoder at 1/factor of its width (the narrower U-Net of models/registry.py): about
+    1/factor**2 of the weights and FLOPs."""
+    return [(max(filters // factor, 8), stride) for filters, stride in encoder]
+
+
 def valid_sizes_near(size, factor):
     """The two closest sizes (at least `factor`) the U-Net accepts, for error messages."""
     lower = max(factor, size // factor * factor)

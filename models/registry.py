@@ -20,6 +20,9 @@ MODELS = ("gan", "unet")  # gan: the paper's cGAN; unet: the same generator trai
 
 GENERATORS = {
     "unet": {"plain": "models.generator:build_generator", "lowmem": "models.lowmem.generator:build_generator"},
+    # The paper's U-Net at half the width of every layer: the photo model (docs/photos.md).
+    "unet-narrow": {"plain": "models.generator:build_narrow_generator",
+                    "lowmem": "models.lowmem.generator:build_narrow_generator"},
 }
 DISCRIMINATORS = {
     "patchgan": {"plain": "models.discriminator:build_discriminator",

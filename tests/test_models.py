@@ -26,6 +26,17 @@ def test_patchgan_gives_70x70_patch_logits():
     assert d([tf.zeros([1, 256, 256, 1]), tf.zeros([1, 256, 256, 2])]).shape == (1, 32, 32, 1)
 
 
+@pytest.mark.parametrize("size, paper, narrow", [(64, 29.25e6, 7.32e6), (128, 41.84e6, 10.46e6)])
+def test_the_narrow_unet_is_the_papers_at_half_width(size, paper, narrow):
+    from models import registry
+    preset = folder_preset(size)
+    built = {name: registry.builder(registry.GENERATORS, name, "plain")(**preset) for name in ("unet", "unet-narrow")}
+    assert abs(built["unet"].count_params() - paper) / paper < 0.01
+    assert abs(built["unet-narrow"].count_params() - narrow) / narrow < 0.01
+    assert len(built["unet"].layers) == len(built["unet-narrow"].layers)
+    assert built["unet-narrow"](tf.zeros([1, size, size, 1])).shape == (1, size, size, 2)
+
+
 @pytest.mark.parametrize("size, downsamplings", [(32, 4), (64, 5), (224, 5), (128, 6), (256, 7), (512, 7)])
 def test_folder_preset_depth_follows_the_image_size(size, downsamplings):
     encoder = folder_preset(size)["encoder"]
@@ -198,6 +209,7 @@ def test_the_plain_and_memory_saving_networks_have_the_same_variables_and_output
     from tests.helpers import TINY_ENCODER
     keras.utils.set_random_seed(0)
     pairs = [((registry.GENERATORS, "unet"), (TINY_ENCODER, 1), {"dropout": 0.3, "zero_head": False}),
+             ((registry.GENERATORS, "unet-narrow"), (TINY_ENCODER, 1), {"dropout": 0.3, "zero_head": False}),
              ((registry.DISCRIMINATORS, "patchgan"), (), {})]
     L = tf.random.uniform((2, 16, 16, 1), -1, 1, seed=2)
     ab = tf.random.uniform((2, 16, 16, 2), -0.3, 0.3, seed=3)

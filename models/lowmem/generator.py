@@ -9,6 +9,7 @@ from models.generator import kernel_initializer
 from models.lowmem.convolutions import Conv2D, Conv2DTranspose
 from models.lowmem.normalization import BatchNormActivation, ConvBatchNormActivation
 from models.lowmem.skip import ColourHead, SkipProjection
+from models.presets import narrow
 
 
 def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync_bn=False,
@@ -65,3 +66,8 @@ def build_generator(encoder, dropout_layers, output_channels=2, dtype=None, sync
         x = [skip, x]  # the skip connection: the next layer convolves the pair as if concatenated
     outputs = head(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def build_narrow_generator(encoder, dropout_layers, **kwargs):
+    """models/generator.py's build_narrow_generator in these layers."""
+    return build_generator(narrow(encoder), dropout_layers, **kwargs)
