@@ -40,7 +40,8 @@ def split_image(image):
 # plain TF on this CPU, measured) and compiles each size once.
 @tf.function(jit_compile=True, reduce_retracing=True)
 def _lab_to_rgb8(L, ab):
-    return color.to_uint8(color.lab_to_rgb(tf.concat([L, ab * color.AB_SCALE], axis=-1)))
+    lab = tf.concat([L, ab * color.AB_SCALE], axis=-1)
+    return color.to_uint8(color.lab_to_rgb_keeping_lightness(lab))  # the photo's own L*, in gamut
 
 
 def strips(height, width):

@@ -51,19 +51,59 @@ def lightness_from_luminance(y):
     return (116.0 * f - 16.0).astype(np.float32)
 
 
-def lab_to_rgb(lab):
-    """Absolute Lab -> sRGB float in [0, 1] (clipped, as skimage does)."""
+def lab_to_linear_rgb(lab):
+    """Absolute Lab -> linear RGB, unclipped: outside [0, 1] where the colour is out of gamut."""
     lab = tf.convert_to_tensor(lab, tf.float32)
     L, a, b = tf.unstack(lab, axis=-1)
     fy = (L + 16.0) / 116.0
     # skimage clips negative z before the cube (out-of-gamut blues).
     f = tf.stack([a / 500.0 + fy, fy, tf.maximum(fy - b / 200.0, 0.0)], axis=-1)
     xyz = tf.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / 7.787)
-    linear = _matmul_last(xyz * _WHITE_D65.astype(np.float32), _RGB_FROM_XYZ)
+    return _matmul_last(xyz * _WHITE_D65.astype(np.float32), _RGB_FROM_XYZ)
+
+
+def linear_to_srgb(linear):
+    """Linear RGB -> sRGB float, clipped to [0, 1] (as skimage does)."""
     srgb = tf.where(linear > 0.0031308,
                     1.055 * tf.pow(tf.maximum(linear, 0.0031308), 1.0 / 2.4) - 0.055,
                     linear * 12.92)
     return tf.clip_by_value(srgb, 0.0, 1.0)
+
+
+def lab_to_rgb(lab):
+    """Absolute Lab -> sRGB float in [0, 1] (clipped in RGB, as skimage does: an out-of-gamut colour
+    changes lightness too; the metrics use this, as the paper's code did)."""
+    return linear_to_srgb(lab_to_linear_rgb(lab))
+
+
+GAMUT_STEPS = 12  # bisection steps of fit_chroma: the chroma to 1/4096 of the prediction's
+GAMUT_TOLERANCE = 1e-6  # linear RGB this far outside [0, 1] counts as inside (float32 rounding)
+
+
+def fit_chroma(lab, steps=GAMUT_STEPS):
+    """Absolute Lab whose out-of-gamut colours have their chroma reduced, at their own L* and hue
+    (a*, b* scaled by one factor), to the largest fraction of it that sRGB can show. In-gamut
+    colours are unchanged; the lightness is always the input's (grey is in gamut at every L*)."""
+    lab = tf.convert_to_tensor(lab, tf.float32)
+    L, ab = lab[..., :1], lab[..., 1:]
+
+    def fits(scale):
+        linear = lab_to_linear_rgb(tf.concat([L, ab * scale], axis=-1))
+        return tf.reduce_all(tf.abs(linear - 0.5) <= 0.5 + GAMUT_TOLERANCE, axis=-1, keepdims=True)
+
+    low = tf.where(fits(1.0), 1.0, 0.0)  # the largest scale known to fit
+    high = tf.ones_like(low)
+    for _ in range(steps):
+        middle = (low + high) / 2.0
+        ok = fits(middle)
+        low, high = tf.where(ok, middle, low), tf.where(ok, high, middle)
+    return tf.concat([L, ab * low], axis=-1)
+
+
+def lab_to_rgb_keeping_lightness(lab):
+    """Absolute Lab -> sRGB float in [0, 1], out-of-gamut colours brought in by fit_chroma: the
+    output's L* is the input's to within the rounding of its encoding (colorize.py, serve.py)."""
+    return lab_to_rgb(fit_chroma(lab))
 
 
 def rgb_to_model_input(rgb):

@@ -34,3 +34,23 @@ def test_model_input_round_trips_to_the_same_uint8_image():
     assert -1.0 <= L.numpy().min() and L.numpy().max() <= 1.0 and np.abs(ab.numpy()).max() <= 1.0
     back = color.to_uint8(color.model_output_to_rgb(L, ab)).numpy()
     assert np.abs(back.astype(int) - rgb).max() <= 1
+
+
+def test_fit_chroma_keeps_in_gamut_colours_and_brings_the_others_to_the_gamuts_edge():
+    rng = np.random.default_rng(3)
+    lab = np.stack([rng.uniform(1, 99, 4000), rng.uniform(-110, 110, 4000), rng.uniform(-110, 110, 4000)], -1)
+    linear = color.lab_to_linear_rgb(tf.constant(lab, tf.float32)).numpy()
+    inside = np.all((linear >= 0) & (linear <= 1), axis=-1)
+    assert 0.05 < inside.mean() < 0.95  # both kinds are tested
+    fitted = color.fit_chroma(tf.constant(lab, tf.float32)).numpy()
+    np.testing.assert_array_equal(fitted[:, 0], lab[:, 0].astype(np.float32))  # lightness untouched
+    np.testing.assert_allclose(fitted[inside], lab[inside].astype(np.float32), rtol=1e-6)
+    scale = np.hypot(*fitted[:, 1:].T) / np.hypot(*lab[:, 1:].T)
+    assert np.all(scale[~inside] < 1) and np.all(scale > 0)
+    np.testing.assert_allclose(fitted[~inside, 1:] / scale[~inside, None], lab[~inside, 1:], rtol=1e-4)  # hue kept
+    assert np.all(np.abs(color.lab_to_linear_rgb(tf.constant(fitted)).numpy() - 0.5) <= 0.5 + 1e-5)
+    # the largest that fits, to the bisection's step: a step more of the original chroma leaves the gamut
+    more = scale[~inside, None] + 2.0 ** -(color.GAMUT_STEPS - 1)
+    beyond = np.concatenate([lab[~inside, :1], lab[~inside, 1:] * more], axis=-1).astype(np.float32)
+    linear = color.lab_to_linear_rgb(tf.constant(beyond)).numpy()
+    assert not np.all(np.abs(linear - 0.5) <= 0.5 + color.GAMUT_TOLERANCE, axis=-1).any()

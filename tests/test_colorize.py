@@ -5,6 +5,7 @@ import io
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 from skimage.color import rgb2lab
 
@@ -67,6 +68,37 @@ def test_the_colours_are_the_models_prediction(model):
     ab = model.predict_ab(L.astype(np.float32))[0].numpy() * color.AB_SCALE
     assert np.abs(ab).mean() > 1  # the untrained model does colour, so the comparison means something
     assert np.mean(np.abs(rgb2lab(out)[..., 1:] - ab)) < 1.0
+
+
+class SaturatedModel:
+    """A model whose every prediction is a corner of the a*b* range (a*, b* = +-110): almost all
+    of it outside sRGB at every lightness."""
+    config = {"encoder": [[8, 1]]}
+
+    def predict_ab(self, L):
+        h, w = L.shape[1:3]
+        corners = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], np.float32)
+        return tf.constant(corners[(np.arange(h * w) % 4)].reshape(1, h, w, 2))
+
+
+def test_saturated_predictions_keep_the_inputs_lightness_and_hue(model):
+    rgb = photo(48, 64)
+    rgb[:4] = 0
+    rgb[4:8] = 255  # black and white rows: only grey fits there
+    out = np.asarray(photos.colorize_image(SaturatedModel(), Image.fromarray(rgb), 48))
+    dL = np.abs(lightness(out) - lightness(rgb))
+    # 8-bit rounding of the output moves L* by at most about 0.5; clipping in RGB moved it by tens
+    assert dL.max() < 1.0 and dL.mean() < 0.25, (dL.max(), dL.mean())
+    saturated = np.concatenate([lightness(rgb)[..., None], np.full((48, 64, 2), 110.0)], axis=-1)
+    clipped = color.to_uint8(color.lab_to_rgb(saturated.astype(np.float32))).numpy()
+    assert np.abs(lightness(clipped) - lightness(rgb)).max() > 10  # what the old clipping did
+    lab = rgb2lab(out)
+    colourful = np.hypot(lab[8:, :, 1], lab[8:, :, 2]) > 10
+    assert colourful.mean() > 0.9  # chroma is reduced, not removed
+    hue = np.arctan2(lab[8:, :, 2], lab[8:, :, 1])[colourful]
+    corners = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]])[(np.arange(48 * 64) % 4).reshape(48, 64)]  # (a*, b*)
+    wanted = np.arctan2(corners[8:, :, 1], corners[8:, :, 0])[colourful]
+    assert np.median(np.abs(np.angle(np.exp(1j * (hue - wanted))))) < 0.1  # each pixel's hue kept
 
 
 def test_colorizing_is_deterministic_inference(model):
