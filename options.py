@@ -34,7 +34,12 @@ DATASET_PRESETS = {
 RECIPES = {
     "paper": dict(zero_head=False, g_ema=0.0),
     "fast": dict(zero_head=True, g_ema=0.999),
+    # Photographs on a CPU: the fast recipe in the half-width U-Net at 128x128, chosen at equal CPU
+    # time on Imagenette (docs/photos.md); the rate decays over 3e4 steps, not 1e4, so that a
+    # run of a few hours (~10 steps/s at batch 16) is not spent at a vanishing rate.
+    "photo": dict(zero_head=True, g_ema=0.999, generator="unet-narrow", image_size=128, lr_decay_steps=3e4),
 }
+PHOTO_DATASETS = ("folder", "places365")
 # Options that decide the variables: a checkpoint refuses to resume under different values.
 ARCHITECTURE_OPTIONS = ("dataset", "model", "image_size", "mixed_precision")
 
@@ -42,9 +47,23 @@ ARCHITECTURE_OPTIONS = ("dataset", "model", "image_size", "mixed_precision")
 MAX_COLORIZE_SIZE = 8192  # colorize.py --size: the network's input at 8192 px already takes tens of GB
 
 
+def _recipe_flags(name):
+    flag = {True: "--{}", False: "--no-{}"}
+    return "; ".join(flag[v].format(k.replace("_", "-")) if isinstance(v, bool) else f"--{k.replace('_', '-')} {v}"
+                     for k, v in RECIPES[name].items())
+
+
 # ------------------------------------------------------------------------------ shared flags
-def add_checkpoint(p, several=False):
-    if several:
+# The photo model that ships with the code (pretrained/photo/README.md): colorize.py and serve.py
+# use it when no --checkpoint is given.
+SHIPPED_MODEL = Path(__file__).resolve().parent / "pretrained" / "photo" / "generator.keras"
+
+
+def add_checkpoint(p, several=False, shipped=False):
+    if shipped:
+        p.add_argument("--checkpoint", help="checkpoint .h5, run folder (its latest) or exported generator.keras "
+                                            "(default: the shipped photo model, pretrained/photo/)")
+    elif several:
         p.add_argument("--checkpoint", action="append", required=True,
                        help="checkpoint .h5 or run folder, for its latest (repeat to compare models)")
     else:
@@ -102,7 +121,8 @@ def build_parser():
     a("--init", default="reference", choices=["reference", "glorot"],
       help="kernel initializer: the reference code's VarianceScaling(1, fan_in, truncated normal), "
            "or Keras' default Glorot uniform")
-    a("--generator", default="unet", choices=list(GENERATORS), help="generator network (models/registry.py)")
+    a("--generator", choices=list(GENERATORS),
+      help="generator network (models/registry.py; default: unet, the paper's; --recipe photo: unet-narrow)")
     a("--discriminator", default="patchgan", choices=list(DISCRIMINATORS),
       help="discriminator network (models/registry.py)")
     a("--implementation", default=DEFAULT_IMPLEMENTATION, choices=IMPLEMENTATIONS,
@@ -110,8 +130,8 @@ def build_parser():
            "a checkpoint resumes and loads in either")
     a("--recipe", default="paper", choices=list(RECIPES),
       help="paper: the paper's training recipe; fast: the changes that made learning faster in "
-           "docs/time_to_quality.md (" + "; ".join(f"--{k.replace('_', '-')} {v}" for k, v in RECIPES["fast"].items())
-           + "); options given explicitly win")
+           "docs/time_to_quality.md (" + _recipe_flags("fast") + "); photo: for photographs, "
+           "docs/photos.md (" + _recipe_flags("photo") + "); options given explicitly win")
     a("--zero-head", action=argparse.BooleanOptionalAction,
       help="start the colour head's kernel at zero: the untrained U-Net predicts grey, not noise "
            "(paper recipe: off; fast: on)")
@@ -153,7 +173,9 @@ def parse_train_options(argv=None):
     """Parses and resolves the options; errors exit with one line (argparse's usage + message)."""
     parser = build_parser()
     opt = parser.parse_args(argv)
-    for key, value in {**DATASET_PRESETS[opt.dataset], **RECIPES[opt.recipe]}.items():
+    if opt.recipe == "photo" and opt.dataset not in PHOTO_DATASETS:
+        parser.error(f"--recipe photo is for photographs: --dataset {' or '.join(PHOTO_DATASETS)}")
+    for key, value in {"generator": "unet", **DATASET_PRESETS[opt.dataset], **RECIPES[opt.recipe]}.items():
         if getattr(opt, key) is None:
             setattr(opt, key, value)
     # Absolute, as stored in the checkpoints: test.py finds the data from any working directory.
@@ -250,10 +272,11 @@ def parse_test_options(argv=None):
 
 # ------------------------------------------------------------------------------ colorize.py
 def colorize_parser():
-    p = argparse.ArgumentParser(description="Colorize photos at full resolution with a checkpoint.")
+    p = argparse.ArgumentParser(description="Colorize photos at full resolution (the shipped photo model, or a checkpoint).")
     p.add_argument("inputs", nargs="+", help="image files, folders (searched recursively) or glob patterns")
-    add_checkpoint(p)
-    p.add_argument("--output", required=True, help="output folder (mirrors the input folders)")
+    add_checkpoint(p, shipped=True)
+    p.add_argument("--output", default="colorized",
+                   help="output folder, mirroring the input folders (default: colorized/ here)")
     p.add_argument("--size", type=int,
                    help="shorter side the network sees (default: the image size it was trained at)")
     p.add_argument("--format", default="png", choices=FORMATS, help="output format (default png)")
@@ -266,9 +289,19 @@ def colorize_parser():
     return p
 
 
+def shipped_model_unless(checkpoint, parser):
+    """--checkpoint, or the shipped photo model where none was given."""
+    if checkpoint is not None:
+        return checkpoint
+    if not SHIPPED_MODEL.is_file():
+        parser.error(f"no --checkpoint given and the shipped photo model {SHIPPED_MODEL} is missing")
+    return str(SHIPPED_MODEL)
+
+
 def parse_colorize_options(argv=None):
     p = colorize_parser()
     opt = p.parse_args(argv)
+    opt.checkpoint = shipped_model_unless(opt.checkpoint, p)
     if opt.size is not None and not 0 < opt.size <= MAX_COLORIZE_SIZE:
         p.error(f"--size must be between 1 and {MAX_COLORIZE_SIZE} pixels")
     return opt

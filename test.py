@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from options import DATASET_PRESETS, build_parser, parse_test_options
+from options import DATASET_PRESETS, RECIPES, build_parser, parse_test_options
 
 if __name__ == "__main__":
     parse_test_options()  # --help and bad options answer before TensorFlow is imported
@@ -42,8 +42,11 @@ parse_options = parse_test_options
 def describe_network(options, state):
     """The network column of a trained checkpoint: its model, recipe and origin."""
     network = NETWORK_NAMES.get(options.get("model"), "generator")
-    if options.get("recipe", "paper") != "paper":
-        network = f"{network}, {options['recipe']} recipe"
+    recipe = options.get("recipe", "paper")
+    if recipe != "paper":
+        network = f"{network}, {recipe} recipe"
+    if options.get("generator", "unet") != RECIPES.get(recipe, {}).get("generator", "unet"):
+        network = f"{network}, {options['generator']}"  # another network than its recipe's
     preset_decay = DATASET_PRESETS.get(options.get("dataset"), {}).get("lr_decay_steps")
     if options.get("lr_decay_steps") and preset_decay and options["lr_decay_steps"] != preset_decay:
         network = f"{network}, rate x{options.get('lr_decay_rate', 0.1):g} per {options['lr_decay_steps']:,.0f} steps"

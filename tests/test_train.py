@@ -310,3 +310,27 @@ def test_test_py_scores_your_photos_at_full_resolution_with_colorize_pys_pixels(
     with pytest.raises(SystemExit):
         test_script.parse_options(["--checkpoint", str(path), "--full-resolution"])  # photo folders only
     assert "--full-resolution scores photo folders" in capsys.readouterr().err
+
+
+def test_the_photo_recipe_builds_the_narrow_unet_trains_and_resumes(images, tmp_path):
+    from options import RECIPES, parse_train_options
+    photo = parse_train_options(["--dataset", "folder", "--recipe", "photo"])
+    assert (photo.generator, photo.image_size, photo.zero_head, photo.g_ema) == ("unet-narrow", 128, True, 0.999)
+    assert parse_train_options(["--dataset", "folder", "--recipe", "photo", "--image-size", "64"]).image_size == 64
+    assert parse_train_options(["--dataset", "folder"]).generator == "unet"  # the paper's network by default
+    common = ["--dataset", "folder", "--recipe", "photo", "--model", "unet", "--batch-size", "2", "--eval-images", "2",
+              "--no-progress", "--dataset-path", str(images), "--checkpoints-path", str(tmp_path)]
+    assert train.main(common + ["--max-steps", "1"]) == 0
+    first = ckpt.latest_checkpoint(tmp_path)
+    config = ckpt.read_metadata(first)[0]
+    assert config["generator"] == "unet-narrow" and config["image_size"] == 128
+    assert train.main(common + ["--max-steps", "2"]) == 0  # resumes the run: one more step
+    assert ckpt.read_metadata(ckpt.latest_checkpoint(tmp_path))[2]["step"] == 2
+    assert RECIPES["photo"]["generator"] in test_script.describe_network(
+        {"model": "unet", "recipe": "fast", "generator": "unet-narrow"}, {})  # named where its recipe is not photo
+
+
+def test_the_photo_recipe_is_refused_for_cifar10(capsys):
+    with pytest.raises(SystemExit) as e:
+        train.main(["--dataset", "cifar10", "--recipe", "photo"])
+    assert e.value.code == 2 and "--recipe photo is for photographs" in capsys.readouterr().err
