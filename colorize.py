@@ -136,7 +136,7 @@ def main(argv=None):
         print(f"error: {opt.checkpoint} does not say the size it was trained at (no export.json beside it); "
               f"pass --size", file=sys.stderr)
         return 1
-    print(f"Colorizing {len(inputs)} images into {output} (the network sees them at {size} pixels)")
+    print(f"Colorizing {len(inputs)} images into {output} with {opt.checkpoint} (the network sees them at {size} pixels)")
     protected = {source.resolve() for source, _ in inputs}
     counts = Counter()
     jobs = list(zip([source for source, _ in inputs], destinations(inputs, output, f".{opt.format}")))

@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from data import color
 from models import checkpoint as ckpt
-from models.colorization import load_for_inference
+from models.colorization import load_exported, load_for_inference
 from models.generator import plain_generator_from
 from models.presets import downsampling_factor
 from options import add_checkpoint, add_weights
@@ -39,7 +39,8 @@ from util import atomic
 FORMATS = ("keras", "saved_model", "onnx", "litert")
 # Largest absolute difference allowed from the checkpoint's own float32 generator on a*b* / 110
 # (float32 everywhere; only the order of operations differs) and on the SavedModel's uint8 RGB.
-TOLERANCE = {"keras": 1e-5, "saved_model": 1e-5, "onnx": 1e-4, "litert": 1e-4, "rgb_levels": 1}
+TOLERANCE = {"keras": 1e-5, "saved_model": 1e-5, "onnx": 1e-4, "litert": 1e-4, "rgb_levels": 1,
+             "keras_float16": 2e-2}  # float16 weights: 11 bits of mantissa per weight
 
 
 class ExportError(Exception):
@@ -53,6 +54,9 @@ def parse_options(argv=None):
     add_weights(p)
     p.add_argument("--format", default="keras,saved_model",
                    help=f"comma-separated, of {', '.join(FORMATS)} (default: keras,saved_model)")
+    p.add_argument("--float16", action="store_true",
+                   help="generator.keras with float16 weights: half the file (the shipped photo model); "
+                        "this project loads it back into float32, other formats stay float32")
     opt = p.parse_args(argv)
     opt.formats = [f.strip() for f in opt.format.split(",") if f.strip()]
     unknown = [f for f in opt.formats if f not in FORMATS]
@@ -92,7 +96,7 @@ def export(opt):
     model, options, state = load_for_inference(opt.checkpoint, mixed_precision=False, weights=opt.weights)
     config = model.config
     factor = downsampling_factor(config["encoder"])
-    plain = plain_generator_from(model.generator, config["encoder"], config["dropout_layers"])
+    plain = plain_generator_from(model.generator, config)
     out = atomic.writable_folder(opt.output)
     grey = probe_input(config["image_size"], factor)
     L, _ = color.rgb_to_model_input(tf.repeat(grey, 3, axis=-1))
@@ -108,9 +112,14 @@ def export(opt):
 
     if "keras" in opt.formats:
         path = out / "generator.keras"
-        atomic.atomic_write(path, lambda tmp: plain.save(str(tmp)), mode=None)
-        report["formats"]["keras"] = {"file": path.name, "max_error": check(
-            "generator.keras", plain(L, training=False).numpy(), want, TOLERANCE["keras"])}
+        keras_net = plain_generator_from(model.generator, config, "float16") if opt.float16 else plain
+        atomic.atomic_write(path, lambda tmp: keras_net.save(str(tmp)), mode=None)
+        reloaded = load_exported(path, check_digest=False)[0]  # as test.py and colorize.py will run it
+        report["formats"]["keras"] = {
+            "file": path.name, "weights_dtype": "float16" if opt.float16 else "float32",
+            "sha256": ckpt.sha256(path),  # checked when loaded: a damaged or replaced file is refused
+            "max_error": check("generator.keras", reloaded.predict_ab(L).numpy(), want,
+                               TOLERANCE["keras_float16" if opt.float16 else "keras"])}
     if "saved_model" in opt.formats:
         path = out / "saved_model"
         module = Colorizer(plain)

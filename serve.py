@@ -32,23 +32,26 @@ from data.errors import DatasetError
 from data.pipeline import eval_batches
 from models import checkpoint as ckpt
 from models.colorization import load_for_inference
-from options import add_checkpoint, add_mixed_precision, add_weights
+from options import add_checkpoint, add_mixed_precision, add_weights, shipped_model_unless
 
 TURING_FIELDS = ("session", "index", "truth", "answer", "seconds", "time")
 
 
 def parse_options(argv=None):
     p = argparse.ArgumentParser(description="Colorize photos in a web page, and run the visual Turing test.")
-    add_checkpoint(p)
+    add_checkpoint(p, shipped=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-megabytes", type=float, default=25.0, help="largest upload accepted")
     p.add_argument("--max-megapixels", type=float, default=50.0, help="largest image accepted")
     p.add_argument("--turing-images", type=int, default=40, help="images in the Turing test (half colorized)")
     p.add_argument("--seed", type=int, default=0, help="seed of the Turing test's images and order")
+    p.add_argument("--dataset-path", help="the Turing test's dataset, where it is not where the model was trained "
+                                          "(the shipped model: your copy of Imagenette, with its val/ folder)")
     add_mixed_precision(p)
     add_weights(p)
     opt = p.parse_args(argv)
+    opt.checkpoint = shipped_model_unless(opt.checkpoint, p)
     if not 0 < opt.port < 65536:
         p.error("--port must be between 1 and 65535")
     if not (opt.max_megabytes > 0 and opt.max_megapixels > 0 and opt.turing_images >= 2):
@@ -167,12 +170,14 @@ class TuringTest:
 
 
 def create_app(checkpoint, max_bytes=25e6, max_pixels=50e6, turing_images=40, seed=0, mixed_precision=None,
-               weights="ema"):
+               weights="ema", dataset_path=None):
     from fastapi import FastAPI, Form, UploadFile
     from fastapi.responses import HTMLResponse, JSONResponse, Response
 
     path = ckpt.resolve_checkpoint(checkpoint)
     model, options, _ = load_for_inference(path, mixed_precision, weights=weights)
+    if dataset_path:  # the Turing test's images from another place than where the model was trained
+        options = {**options, "dataset_path": str(Path(dataset_path).resolve())}
     colorizer = Colorizer(model, max_bytes, max_pixels)
     turing = TuringTest(model, options, path.parent, turing_images, seed)
     app = FastAPI(title="Image colorization")
@@ -348,7 +353,7 @@ def main(argv=None):
     opt = parse_options(argv)
     try:
         app = create_app(opt.checkpoint, opt.max_megabytes * 1e6, opt.max_megapixels * 1e6, opt.turing_images,
-                         opt.seed, opt.mixed_precision, opt.weights)
+                         opt.seed, opt.mixed_precision, opt.weights, opt.dataset_path)
     except ckpt.CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -46,6 +46,15 @@ def _digest(arrays):
     return h.hexdigest()
 
 
+def sha256(path):
+    """The SHA-256 of a file's bytes, hex (export.json records it; loading checks it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_checkpoint(path, variable_groups, config, options, state):
     """Atomically writes `variable_groups` ({group: [variables]}) and the JSON metadata to `path`;
     each group carries the sha256 of its variables, checked whenever it is read back."""

@@ -344,13 +344,24 @@ class ExportedGenerator(GeneratorOnly):
                          weights_used)
 
 
-def load_exported(path, bn_statistics="moving"):
-    """(model, options, state) of export.py's generator.keras: float32, BatchNorm's moving statistics.
-    The run's options and state come from the export.json beside it (export.py writes both); without
-    one, only colorize.py works, and it needs --size."""
+def load_exported(path, bn_statistics="moving", check_digest=True):
+    """(model, options, state) of export.py's generator.keras: BatchNorm's moving statistics, run in
+    float32 (float16 weights, export.py --float16, are widened on loading). The run's options and
+    state come from the export.json beside it (export.py writes both), which also holds the file's
+    SHA-256: a file that does not match it is refused. Without an export.json only colorize.py
+    works, and it needs --size."""
     if bn_statistics != "moving":
         raise ckpt.CheckpointError(f"{path}: an exported generator has BatchNorm's moving statistics only; "
                                    f"--bn-statistics batch needs a training checkpoint (step_*.h5)")
+    meta_path = Path(path).with_name("export.json")
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except (OSError, ValueError) as e:
+        raise ckpt.CheckpointError(f"{meta_path} is unreadable ({e})") from None
+    digest = ((meta.get("formats") or {}).get("keras") or {}).get("sha256") if isinstance(meta, dict) else None
+    if check_digest and digest and ckpt.sha256(path) != digest:
+        raise ckpt.CheckpointError(f"{path} is damaged or was replaced: its SHA-256 is not the one {meta_path.name} "
+                                   f"records (restore it, e.g. git checkout -- {Path(path).name})")
     try:
         generator = keras.models.load_model(path, compile=False)  # safe mode: no code is deserialised
     except Exception as e:  # Keras raises many kinds for a bad file
@@ -361,13 +372,23 @@ def load_exported(path, bn_statistics="moving"):
     if shapes[0] is None or shapes[1] is None or shapes[0][-1] != 1 or shapes[1][-1] != 2:
         raise ckpt.CheckpointError(f"{path} is not a colorization generator (L in, a*b* out): its inputs and "
                                    f"outputs are {shapes}")
-    meta_path = Path(path).with_name("export.json")
-    try:
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    except (OSError, ValueError) as e:
-        raise ckpt.CheckpointError(f"{meta_path} is unreadable ({e})") from None
+    generator = in_float32(generator)
     options = meta.get("options") or {}
     state = meta.get("state") or {"step": meta.get("step", 0), "epoch": 0}
     model = ExportedGenerator(generator, options.get("image_size") or meta.get("image_size"),
                               meta.get("weights", "raw"))
     return model, options, state
+
+
+def in_float32(model):
+    """The same Keras model computing in float32 (a copy, where any layer is in another dtype)."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    def widened(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=widened)
+    for a, b in zip(model.variables, copy.variables):
+        b.assign(keras.ops.cast(a, b.dtype))
+    return copy

@@ -32,7 +32,7 @@ def checkpoint(tmp_path_factory):
 def test_the_plain_generator_has_the_variables_of_the_memory_saving_one_in_order():
     ours, plain = build_generator(TINY_ENCODER, 1), plain_generator(TINY_ENCODER, 1)
     assert [tuple(v.shape) for v in ours.variables] == [tuple(v.shape) for v in plain.variables]
-    copy = plain_generator_from(ours, TINY_ENCODER, 1)
+    copy = plain_generator_from(ours, {"encoder": TINY_ENCODER, "dropout_layers": 1})
     L = tf.random.uniform((2, 16, 16, 1), -1, 1, seed=1)
     np.testing.assert_allclose(copy(L, training=False), ours(L, training=False), atol=1e-5)
 
@@ -133,3 +133,39 @@ def test_colorize_and_test_py_take_the_exported_generator_where_they_take_a_chec
                           str(tmp_path / "d"), "--no-progress"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a Keras model" in err[0], err
+
+
+def test_a_float16_export_is_half_the_file_runs_in_float32_and_is_checked_when_loaded(checkpoint, tmp_path, capsys):
+    import colorize
+    from tests.helpers import write_images
+    for name, extra in (("full", []), ("half", ["--float16"])):
+        assert export.main(["--checkpoint", str(checkpoint), "--output", str(tmp_path / name), "--format", "keras",
+                            *extra]) == 0
+    sizes = {name: (tmp_path / name / "generator.keras").stat().st_size for name in ("full", "half")}
+    report = json.loads((tmp_path / "half" / "export.json").read_text())["formats"]["keras"]
+    assert report["weights_dtype"] == "float16" and report["max_error"] <= export.TOLERANCE["keras_float16"]
+    weights = sum(int(np.prod(v.shape)) for v in load_for_inference(checkpoint)[0].generator.weights)
+    assert sizes["full"] - sizes["half"] > 0.9 * 2 * weights  # two bytes fewer per weight
+    model = load_for_inference(tmp_path / "half")[0]
+    assert {v.dtype for v in model.generator.variables} <= {"float32", "int64", "uint32"}  # widened on loading
+    # A damaged or replaced file is refused with one line naming it, never a silent wrong colorization.
+    photos = write_images(tmp_path / "photos", 2, size=(20, 36))
+    path = tmp_path / "half" / "generator.keras"
+    path.write_bytes((tmp_path / "full" / "generator.keras").read_bytes())  # another valid model
+    capsys.readouterr()
+    assert colorize.main([str(photos), "--checkpoint", str(path), "--output", str(tmp_path / "c"), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and "damaged or was replaced" in err[0], err
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
+def test_export_builds_the_network_the_checkpoint_names(tmp_path):
+    from models.colorization import ColorizationModel, architecture
+    config = architecture("unet", TINY_ENCODER, 1, 16, generator="unet-narrow")
+    model = ColorizationModel(config, global_batch_size=4)
+    model.train_step(*random_batch())
+    (tmp_path / "run").mkdir()
+    model.save(tmp_path / "run" / "step_00000001.h5", {"dataset": "folder", "image_size": 16}, {"epoch": 0, "position": 4})
+    assert export.main(["--checkpoint", str(tmp_path / "run"), "--output", str(tmp_path / "out"), "--format", "keras"]) == 0
+    exported = load_for_inference(tmp_path / "out")[0].generator
+    assert exported.count_params() == model.generator.count_params()  # the narrow U-Net, not the paper's
