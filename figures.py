@@ -181,3 +181,51 @@ def plot_colour_tradeoff(evals, path, baseline=None):
     fig.tight_layout()
     _save(fig, path)
     return True
+
+
+def photo_grid(paths, model, size, side=224, per_row=2):
+    """uint8 grid of photos as [grey | original | colorized], each colorized at its full resolution
+    as colorize.py does (the network sees it at `size`), then shown at side x side."""
+    import photos  # TensorFlow: only here
+
+    def square(image):
+        image = image.convert("RGB")
+        crop = min(image.size)
+        left, top = (image.width - crop) // 2, (image.height - crop) // 2
+        return np.asarray(image.crop((left, top, left + crop, top + crop)).resize((side, side), Image.LANCZOS))
+
+    originals, colorized = [], []
+    for path in paths:
+        image = photos.read_image(path)
+        originals.append(square(image))
+        colorized.append(square(photos.colorize_image(model, image, size)))
+    return triplet_grid(originals, [colorized], per_row=per_row)
+
+
+def main(argv=None):
+    """python figures.py photos.png PHOTO... [--checkpoint C] [--sample N --seed S]: a photo_grid of
+    the given photos (folders: N of their photos drawn with seed S), by the shipped model by default."""
+    import argparse
+    from options import SHIPPED_MODEL
+    p = argparse.ArgumentParser(description="A grid of photos [grey | original | colorized].")
+    p.add_argument("output")
+    p.add_argument("inputs", nargs="+", help="photos, or folders to draw --sample photos from")
+    p.add_argument("--checkpoint", default=str(SHIPPED_MODEL))
+    p.add_argument("--sample", type=int, default=4, help="photos drawn from each folder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--per-row", type=int, default=2)
+    opt = p.parse_args(argv)
+    from data.image_files import find_images
+    from models.colorization import load_for_inference
+    paths = []
+    for given in map(Path, opt.inputs):
+        found = sorted(find_images(given)) if given.is_dir() else [given]
+        chosen = np.random.default_rng(opt.seed).choice(len(found), min(opt.sample, len(found)), replace=False)
+        paths += [found[i] for i in sorted(chosen)] if given.is_dir() else found
+    model = load_for_inference(opt.checkpoint)[0]
+    save_image(photo_grid(paths, model, model.config["image_size"], per_row=opt.per_row), opt.output)
+    print(f"{opt.output}: {', '.join(str(p) for p in paths)}")
+
+
+if __name__ == "__main__":
+    main()
