@@ -4,6 +4,7 @@
 
 Running the same command again resumes from the run's latest checkpoint.  See options.py.
 """
+import argparse
 import math
 import signal
 import sys
@@ -11,7 +12,16 @@ import tempfile
 import time
 from pathlib import Path
 
-if __name__ == "__main__" and any("multiworker" in arg for arg in sys.argv):
+
+def strategy_option(argv):
+    """--strategy as the full parser reads it (also --strategy=X and its unique prefixes), from the
+    standard library alone: decided before any thread exists, whatever the paths are called."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--strategy")
+    return p.parse_known_args(argv)[0].strategy
+
+
+if __name__ == "__main__" and strategy_option(sys.argv[1:]) == "multiworker":
     # Before any thread starts (numpy's, then TensorFlow's), which inherit this: SIGTERM and Ctrl-C
     # wait until the strategy is made, so that TensorFlow's preemption notifier cannot swallow the
     # one and a KeyboardInterrupt cannot unwind TensorFlow's cluster set-up with the other

@@ -157,11 +157,13 @@ def test_test_py_refuses_max_images_zero(capsys):
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_the_run_resumes(images, tmp_path):
+@pytest.mark.parametrize("stop, folder", [("SIGTERM", "run"), ("SIGINT", "multiworker_run")])
+def test_a_stop_signal_saves_a_checkpoint_and_the_run_resumes(images, tmp_path, stop, folder):
+    """Ctrl-C and SIGTERM stop a run whatever its paths are called (signals follow --strategy)."""
     import os
     import signal
     import time
-    run_dir = tmp_path / "run"
+    run_dir = tmp_path / folder
     command = [sys.executable, "train.py", *TINY, "--epochs", "50", "--dataset-path", str(images),
                "--checkpoints-path", str(run_dir)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -169,9 +171,9 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(images, tmp_path):
     deadline = time.time() + 120
     while not (run_dir / "log.csv").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGTERM, err
+    process.send_signal(getattr(signal, stop))
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + getattr(signal, stop), err
     assert "run the same command to resume" in err
     saved = ckpt.latest_checkpoint(run_dir)
     step = ckpt.read_metadata(saved)[2]["step"]
@@ -328,6 +330,14 @@ def test_the_photo_recipe_builds_the_narrow_unet_trains_and_resumes(images, tmp_
     assert ckpt.read_metadata(ckpt.latest_checkpoint(tmp_path))[2]["step"] == 2
     assert RECIPES["photo"]["generator"] in test_script.describe_network(
         {"model": "unet", "recipe": "fast", "generator": "unet-narrow"}, {})  # named where its recipe is not photo
+
+
+@pytest.mark.parametrize("argv, strategy", [
+    (["--checkpoints-path", "multiworker"], None), (["--dataset-path", "/data/multiworker/x"], None),
+    (["--strategy", "multiworker"], "multiworker"), (["--strategy=multiworker"], "multiworker"),
+    (["--strat", "multiworker"], "multiworker"), (["--strategy", "one", "--checkpoints-path", "multiworker"], "one")])
+def test_signal_handling_follows_the_parsed_strategy_not_the_words_of_a_path(argv, strategy):
+    assert train.strategy_option(argv) == strategy
 
 
 def test_the_photo_recipe_is_refused_for_cifar10(capsys):
