@@ -23,6 +23,7 @@ from models import checkpoint as ckpt
 from models.colorization import load_for_inference
 from photo_io import FORMATS, save
 from photos import FileError, colorize_image, read_image, side_by_side
+from util import atomic
 
 parse_options = parse_colorize_options
 
@@ -136,10 +137,16 @@ def main(argv=None):
         print(f"error: {opt.checkpoint} does not say the size it was trained at (no export.json beside it); "
               f"pass --size", file=sys.stderr)
         return 1
+    jobs = list(zip([source for source, _ in inputs], destinations(inputs, output, f".{opt.format}")))
+    try:  # every folder an output goes into, at any depth, made and tried before any work
+        for folder in sorted({dest.parent for _, dest in jobs}):
+            atomic.writable_folder(folder)
+    except atomic.NotWritable as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"Colorizing {len(inputs)} images into {output} with {opt.checkpoint} (the network sees them at {size} pixels)")
     protected = {source.resolve() for source, _ in inputs}
     counts = Counter()
-    jobs = list(zip([source for source, _ in inputs], destinations(inputs, output, f".{opt.format}")))
     for source, dest in tqdm(jobs, unit="image", disable=not opt.progress, dynamic_ncols=True):
         try:
             counts[colorize_file(model, source, dest, opt, size, protected)] += 1

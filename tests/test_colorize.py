@@ -337,6 +337,26 @@ def test_existing_outputs_are_skipped_unless_overwrite(checkpoint, tmp_path, cap
         assert out.size == (30, 20)
 
 
+@pytest.mark.parametrize("blocked", ["out/b", "out", "out/b/deeper"])
+def test_an_output_folder_that_cannot_be_made_at_any_depth_is_one_line_before_any_work(checkpoint, tmp_path,
+                                                                                         capsys, blocked):
+    photos_dir = tmp_path / "in"
+    for sub in ("a", "b/deeper"):
+        write(photos_dir / sub / "x.png", photo(12, 12))
+    (tmp_path / "out" / "a").mkdir(parents=True)
+    (tmp_path / "out" / "a" / "keep.png").write_bytes(b"a file of the user's")
+    # "out": --output itself lies under a file; otherwise a subfolder it would make is a file
+    target = tmp_path / ("elsewhere" if blocked == "out" else blocked)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(b"a file, not a folder")
+    output = target / "out" if blocked == "out" else tmp_path / "out"
+    status, last, err = run(capsys, photos_dir, "--checkpoint", checkpoint, "--output", output)
+    assert status == 1 and len(err) == 1 and err[0].startswith("error:") and "Traceback" not in err[0], err
+    assert target.read_bytes() == b"a file, not a folder"
+    assert (tmp_path / "out" / "a" / "keep.png").read_bytes() == b"a file of the user's"
+    assert not list((tmp_path / "out").rglob("x.png"))  # nothing colorized before the check
+
+
 def test_an_input_is_never_overwritten(checkpoint, tmp_path, capsys):
     write(tmp_path / "x.png", photo(20, 30))
     write(tmp_path / "y.jpg", photo(20, 30))
