@@ -14,8 +14,11 @@ on. It listens on 127.0.0.1 unless --host says otherwise.
 """
 import argparse
 import csv
+import fcntl
 import io
 import math
+import os
+import re
 import sys
 import threading
 import time
@@ -35,6 +38,16 @@ from models.colorization import load_for_inference
 from options import add_checkpoint, add_mixed_precision, add_weights, shipped_model_unless
 
 TURING_FIELDS = ("session", "index", "truth", "answer", "seconds", "time")
+SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")  # a name a spreadsheet shows as text
+MAX_SECONDS = 24 * 3600.0  # an answer's time on the page; longer is a clock gone wrong
+
+
+def check_session(session):
+    """The Turing test's session name, or BadUpload with what a name may be."""
+    if not SESSION_NAME.fullmatch(session or ""):
+        raise BadUpload(400, "a session name is 1-64 letters, digits, spaces, dots, dashes or underscores, "
+                             "starting with a letter or digit")
+    return session
 
 
 def parse_options(argv=None):
@@ -135,6 +148,7 @@ class TuringTest:
         return photo_io.png_bytes(self._prepare()[index][1])
 
     def answers(self, session):
+        check_session(session)
         if not self.csv.exists():
             return []
         with open(self.csv, newline="") as f:
@@ -154,18 +168,30 @@ class TuringTest:
 
     def answer(self, session, index, answer, seconds):
         items = self._prepare()
+        check_session(session)
         if not 0 <= index < len(items) or answer not in ("real", "fake"):
             raise BadUpload(400, "an answer is an index of the test and 'real' or 'fake'")
-        with self.lock:
-            if index not in {int(a["index"]) for a in self.answers(session)}:  # each image once
-                new = not self.csv.exists()
-                with open(self.csv, "a", newline="") as f:
+        if not (math.isfinite(seconds) and 0 <= seconds <= MAX_SECONDS):
+            raise BadUpload(400, f"an answer's seconds are between 0 and {MAX_SECONDS:g}")
+        row = {"session": session, "index": index, "truth": items[index][0], "answer": answer,
+               "seconds": round(seconds, 2), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        # A thread lock for this server, an exclusive file lock for any other process on the file:
+        # two servers on one run folder neither lose nor interleave answers.
+        try:
+            with self.lock, open(self.csv, "a+", newline="") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                f.seek(0)
+                rows = list(csv.DictReader(f))
+                if not any(r.get("session") == session and r.get("index") == str(index) for r in rows):
                     writer = csv.DictWriter(f, TURING_FIELDS)
-                    if new:
+                    if f.tell() == 0:
                         writer.writeheader()
-                    writer.writerow({"session": session, "index": index, "truth": items[index][0],
-                                     "answer": answer, "seconds": round(seconds, 2),
-                                     "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                    writer.writerow(row)  # each image once per session
+                    f.flush()
+                    os.fsync(f.fileno())
+        except OSError as e:
+            raise BadUpload(507, f"the answer could not be recorded in {self.csv.name} ({e.strerror or e}); "
+                                 f"it was not counted, answer again when the disk is fixed") from None
         return self.state(session)
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 
 import numpy as np
@@ -131,6 +132,58 @@ def test_the_turing_test_records_answers_reports_the_rate_and_resumes(server, ch
     again = httpx.post(url + "/api/turing/alice", data={"index": 0, "answer": "fake"}).json()
     assert again["answered"] == 4  # an image is answered once
     assert httpx.post(url + "/api/turing/alice", data={"index": 99, "answer": "real"}).status_code == 400
+
+
+def turing_on(csv_folder, items=20):
+    """A TuringTest whose items are given (no model, no dataset): the record keeping alone."""
+    test = serve.TuringTest(None, {}, csv_folder, items, 0)
+    test.items = [("fake" if i % 2 else "real", None) for i in range(items)]
+    return test
+
+
+@pytest.mark.parametrize("session", ["", "=HYPERLINK(\"http://x\")", "+1", "-1", "@a", "a" * 65, "a/b", "a\nb"])
+def test_a_turing_session_name_that_is_not_plain_text_is_refused_with_what_a_name_may_be(tmp_path, session):
+    test = turing_on(tmp_path)
+    with pytest.raises(serve.BadUpload) as e:
+        test.answer(session, 0, "real", 1.0)
+    assert e.value.status == 400 and "a session name is 1-64 letters" in str(e.value)
+    assert not (tmp_path / "turing.csv").exists()
+
+
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1e300, -1.0, 1e300])
+def test_a_turing_answer_with_absurd_seconds_is_refused(tmp_path, seconds):
+    with pytest.raises(serve.BadUpload) as e:
+        turing_on(tmp_path).answer("alice", 0, "real", seconds)
+    assert e.value.status == 400 and "seconds" in str(e.value)
+
+
+def test_an_answer_that_cannot_be_written_is_a_clear_error_not_a_lost_answer(tmp_path):
+    test = turing_on(tmp_path / "gone")  # its folder does not exist
+    with pytest.raises(serve.BadUpload) as e:
+        test.answer("alice", 0, "real", 1.0)
+    assert e.value.status == 507 and "not counted" in str(e.value)
+
+
+def test_two_servers_on_one_run_folder_lose_and_interleave_no_answer(tmp_path):
+    """Two processes append 60 answers each to one turing.csv at once."""
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from tests.test_serve import turing_on
+        test = turing_on({str(tmp_path)!r}, items=60)
+        for i in range(60):
+            test.answer(sys.argv[1], i, "real", 0.5)
+    """)
+    processes = [subprocess.Popen([sys.executable, "-c", code, name], env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+                                  stderr=subprocess.PIPE, text=True) for name in ("alice", "bob")]
+    for process in processes:
+        assert process.wait(timeout=300) == 0, process.stderr.read()[-2000:]
+    lines = (tmp_path / "turing.csv").read_text().splitlines()
+    assert lines[0] == ",".join(serve.TURING_FIELDS) and lines.count(lines[0]) == 1
+    rows = list(csv.DictReader(open(tmp_path / "turing.csv")))
+    assert len(rows) == 120 and all(len(r) == len(serve.TURING_FIELDS) and None not in r for r in rows)
+    for name in ("alice", "bob"):
+        assert sorted(int(r["index"]) for r in rows if r["session"] == name) == list(range(60))
 
 
 def test_the_wilson_interval():
