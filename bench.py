@@ -28,7 +28,7 @@ from models.presets import PRESETS
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("COLORGAN_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
-SECTIONS = ("steps", "profile", "pipelines", "inference", "loop", "memory")
+SECTIONS = ("steps", "profile", "pipelines", "inference", "loop", "memory", "photo")
 PRESET_SHAPES = {"cifar10": (32, 128), "places365": (256, 16)}  # image size, batch (README runs)
 
 
@@ -61,9 +61,15 @@ def bare_step(preset, kind, mixed, steps, batch, xla=False, implementation="lowm
     g_steps: train.py --g-steps, the GAN's generator steps per batch (the reference's 2).
     """
     size = PRESET_SHAPES[preset][0]
-    model = ColorizationModel(architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"],
-                                           size, mixed), global_batch_size=batch, jit_compile=xla,
-                              implementation=implementation, g_ema=g_ema, g_steps=g_steps)
+    config = architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"], size, mixed)
+    return config_step(config, steps, batch, jit_compile=xla, implementation=implementation, g_ema=g_ema,
+                       g_steps=g_steps)
+
+
+def config_step(config, steps, batch, **hparams):
+    """Images/s of the training step of the model `config` describes, and its trace count."""
+    size = config["image_size"]
+    model = ColorizationModel(config, global_batch_size=batch, **hparams)
     rng = np.random.default_rng(0)
     L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
@@ -277,6 +283,50 @@ def colorize_times(tmp, sizes):
     return times
 
 
+def photo_section(opt, peaks, record):
+    """The photo recipe's training step (train.py --recipe photo: the half-width U-Net at 128x128,
+    batch 16, weight average on) against the machine's peak, and the shipped photo model on a
+    12-megapixel photo through colorize.py's path."""
+    from PIL import Image
+
+    import photo_io
+    import photos
+    from models.colorization import load_for_inference
+    from models.presets import folder_preset, narrow
+    from options import SHIPPED_MODEL
+    preset = folder_preset(128)
+    encoder = narrow(preset["encoder"])
+    flops = 3 * generator_gflops(encoder, 128)  # a U-Net step: forward and backward
+    for mixed in (False, True):
+        config = architecture("unet", encoder, preset["dropout_layers"], 128, mixed, generator="unet-narrow")
+        rate, traces = config_step(config, 1 if opt.quick else 3, 16, zero_head=True, g_ema=0.999)
+        share = rate * flops / peaks[mixed]
+        record(f"step photo recipe (unet-narrow 128) {'mixed' if mixed else 'float32'}", f"{rate:.1f} img/s",
+               f"batch 16, traced {traces}x; {rate * flops:.0f} GFLOP/s, {share:.0%} of the "
+               f"{'bfloat16' if mixed else 'float32'} peak", images_per_s=rate, traces=traces,
+               gflops=rate * flops, share_of_peak=share)
+    if not SHIPPED_MODEL.is_file():
+        return
+    model = load_for_inference(SHIPPED_MODEL)[0]
+    width, height = (640, 480) if opt.quick else (4000, 3000)
+    sources = sorted((SHARED / "places365-sample").rglob("*.jpg")) if SHARED.is_dir() else []
+    if sources:
+        image = Image.open(sources[0]).convert("L").resize((width, height), Image.BICUBIC)
+    else:
+        image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (height, width), dtype=np.uint8))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "photo.jpg"
+        image.save(path, quality=90)
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            photo_io.save(photos.colorize_image(model, photos.read_image(path), 128), Path(tmp) / "out.png", "PNG")
+            seconds.append(time.perf_counter() - start)
+    record(f"colorize.py, shipped model, {width}x{height} grey jpeg", f"{seconds[1]:.2f} s",
+           f"{width * height / 1e6:.0f} megapixels, read to PNG written; first photo {seconds[0]:.2f} s (traces)",
+           seconds=seconds[1], first_seconds=seconds[0])
+
+
 def evaluation_rate(images, n, mixed, batch):
     """Images/s of test.py's evaluation (accuracy and MAE) at 32x32, after a warm-up batch."""
     model = ColorizationModel(architecture("gan", PRESETS["cifar10"]["encoder"], 2, 32, mixed))
@@ -330,7 +380,7 @@ def main(argv=None):
 
     # 0. The machine's peaks, which every step is reported against.
     peaks = {}
-    if "steps" in sections or "inference" in sections:
+    if sections & {"steps", "inference", "photo"}:
         for mixed, dtype in ((False, tf.float32), (True, tf.bfloat16)):
             peak, matmul, convolution = machine_peak(dtype)
             peaks[mixed] = peak
@@ -429,6 +479,10 @@ def main(argv=None):
     # 4. Inference: test.py's evaluation at 32x32 (accuracy and MAE), and colorize.py on big photos.
     if "inference" in sections:
         inference(opt, images, tmp, record)
+
+    # 6. Photographs: the photo recipe's step and the shipped model on a 12-megapixel photo.
+    if "photo" in sections:
+        photo_section(opt, peaks, record)
 
     # 2 and 5. The whole loop as train.py runs it, and the peak memory of training runs.
     with tempfile.TemporaryDirectory() as cwd:
