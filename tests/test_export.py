@@ -169,3 +169,27 @@ def test_export_builds_the_network_the_checkpoint_names(tmp_path):
     assert export.main(["--checkpoint", str(tmp_path / "run"), "--output", str(tmp_path / "out"), "--format", "keras"]) == 0
     exported = load_for_inference(tmp_path / "out")[0].generator
     assert exported.count_params() == model.generator.count_params()  # the narrow U-Net, not the paper's
+
+
+def test_export_into_a_folder_of_other_files_replaces_only_its_own_and_refuses_foreign_files(checkpoint, tmp_path,
+                                                                                              capsys):
+    import h5py
+    out = tmp_path / "shared_folder"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    (out / "generator.keras").write_bytes(b"an older export")
+    assert export.main(["--checkpoint", str(checkpoint), "--output", str(out), "--format", "keras"]) == 0
+    assert (out / "notes.txt").read_text() == "the user's"
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "generator.keras", "notes.txt"]
+    capsys.readouterr()
+    foreign = tmp_path / "weights.h5"  # an HDF5 file that is not one of this project's checkpoints
+    with h5py.File(foreign, "w") as f:
+        f["layer/kernel"] = np.zeros(3)
+    truncated = tmp_path / "step_00000003.h5"
+    truncated.write_bytes(checkpoint.read_bytes()[:5000])
+    for bad in (foreign, truncated):
+        before = bad.read_bytes()
+        assert export.main(["--checkpoint", str(bad), "--output", str(tmp_path / "o")]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and str(bad) in err[0], err
+        assert bad.read_bytes() == before and not (tmp_path / "o").exists()
