@@ -1,6 +1,9 @@
 """A web page for a trained model: colorize your photos, and the paper's visual Turing test.
 
-    python serve.py --checkpoint checkpoints/cifar10_gan [--host 127.0.0.1] [--port 8000]
+    python serve.py [--checkpoint checkpoints/cifar10_gan] [--host 127.0.0.1] [--port 8000]
+
+Without --checkpoint it serves the shipped photo model (pretrained/photo/). The pages are
+templates in web/templates/ (Jinja2, escaped) with their scripts and styles in web/static/.
 
 - `/`: drop or pick photos; each comes back colorized at full resolution beside the original, with
   a link to download the PNG. The same code and the same pixels as `colorize.py` (its PNG bytes).
@@ -37,6 +40,7 @@ from models import checkpoint as ckpt
 from models.colorization import load_for_inference
 from options import add_checkpoint, add_mixed_precision, add_weights, shipped_model_unless
 
+WEB = Path(__file__).resolve().parent / "web"  # the pages' templates and their static files
 TURING_FIELDS = ("session", "index", "truth", "answer", "seconds", "time")
 SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")  # a name a spreadsheet shows as text
 MAX_SECONDS = 24 * 3600.0  # an answer's time on the page; longer is a clock gone wrong
@@ -197,8 +201,10 @@ class TuringTest:
 
 def create_app(checkpoint, max_bytes=25e6, max_pixels=50e6, turing_images=40, seed=0, mixed_precision=None,
                weights="ema", dataset_path=None):
-    from fastapi import FastAPI, Form, UploadFile
+    from fastapi import FastAPI, Form, Request, UploadFile
     from fastapi.responses import HTMLResponse, JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+    from fastapi.templating import Jinja2Templates
 
     path = ckpt.resolve_checkpoint(checkpoint)
     model, options, _ = load_for_inference(path, mixed_precision, weights=weights)
@@ -207,6 +213,8 @@ def create_app(checkpoint, max_bytes=25e6, max_pixels=50e6, turing_images=40, se
     colorizer = Colorizer(model, max_bytes, max_pixels)
     turing = TuringTest(model, options, path.parent, turing_images, seed)
     app = FastAPI(title="Image colorization")
+    app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
+    pages = Jinja2Templates(directory=WEB / "templates")  # autoescaped: a name from a checkpoint is text
 
     @app.middleware("http")
     async def refuse_large_bodies(request, call_next):  # before the body is read at all
@@ -225,8 +233,9 @@ def create_app(checkpoint, max_bytes=25e6, max_pixels=50e6, turing_images=40, se
         return JSONResponse({"detail": f"the Turing test needs the test images: {error}"}, status_code=503)
 
     @app.get("/", response_class=HTMLResponse)
-    def index():
-        return PAGE.replace("{{network}}", f"{options['model']} on {options['dataset']}")
+    def index(request: Request):
+        network = f"{options.get('model', 'generator')} on {options.get('dataset', 'photos')}"
+        return pages.TemplateResponse(request, "colorize.html", {"network": network})
 
     @app.post("/api/colorize")
     def colorize_upload(file: UploadFile):
@@ -235,8 +244,8 @@ def create_app(checkpoint, max_bytes=25e6, max_pixels=50e6, turing_images=40, se
         return Response(png, media_type="image/png")
 
     @app.get("/turing", response_class=HTMLResponse)
-    def turing_page():
-        return TURING_PAGE
+    def turing_page(request: Request):
+        return pages.TemplateResponse(request, "turing.html")
 
     @app.get("/api/turing/{session}")
     def turing_state(session: str):
@@ -253,126 +262,6 @@ def create_app(checkpoint, max_bytes=25e6, max_pixels=50e6, turing_images=40, se
         return turing.answer(session, index, answer, seconds)
 
     return app
-
-
-PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Colorize</title>
-<style>
-body { font-family: sans-serif; margin: 2em; max-width: 1100px; }
-#drop { border: 2px dashed #888; padding: 2em; text-align: center; margin: 1em 0; }
-#drop.over { background: #eef; }
-.result { display: flex; gap: 1em; align-items: flex-start; margin: 1em 0; }
-.result img { max-width: 45%; max-height: 400px; image-rendering: auto; }
-.error { color: #b00; }
-</style></head><body>
-<h1>Colorize your photos</h1>
-<p>Model: {{network}}. Photos are colorized at full resolution; nothing is stored.
-<a href="/turing">Visual Turing test</a></p>
-<div id="drop">Drop photos here, or <input type="file" id="files" multiple accept="image/*"></div>
-<div id="results"></div>
-<script>
-const results = document.getElementById("results");
-async function colorize(file) {
-  const row = document.createElement("div");
-  row.className = "result";
-  row.innerHTML = '<img class="before"><img class="after"><div><div class="name"></div>' +
-                  '<a class="download">Download PNG</a><div class="message"></div></div>';
-  row.querySelector(".name").textContent = file.name;
-  row.querySelector(".before").src = URL.createObjectURL(file);
-  row.querySelector(".download").hidden = true;
-  results.appendChild(row);
-  const body = new FormData();
-  body.append("file", file);
-  const message = row.querySelector(".message");
-  message.textContent = "colorizing...";
-  try {
-    const response = await fetch("/api/colorize", {method: "POST", body});
-    if (!response.ok) {
-      const error = await response.json().catch(() => ({detail: response.statusText}));
-      message.textContent = error.detail;
-      message.className = "message error";
-      row.querySelector(".before").remove();
-      return;
-    }
-    const url = URL.createObjectURL(await response.blob());
-    row.querySelector(".after").src = url;
-    const link = row.querySelector(".download");
-    link.href = url;
-    link.download = file.name.replace(/\\.[^.]*$/, "") + "_colorized.png";
-    link.hidden = false;
-    message.textContent = "done";
-    row.classList.add("done");
-  } catch (e) {
-    message.textContent = "the server did not answer: " + e;
-    message.className = "message error";
-  }
-}
-function colorizeAll(files) { for (const f of files) colorize(f); }
-document.getElementById("files").addEventListener("change", e => colorizeAll(e.target.files));
-const drop = document.getElementById("drop");
-drop.addEventListener("dragover", e => { e.preventDefault(); drop.classList.add("over"); });
-drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-drop.addEventListener("drop", e => { e.preventDefault(); drop.classList.remove("over"); colorizeAll(e.dataTransfer.files); });
-</script></body></html>
-"""
-
-TURING_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Visual Turing test</title>
-<style>
-body { font-family: sans-serif; margin: 2em; max-width: 700px; }
-#picture { width: 256px; height: 256px; image-rendering: pixelated; border: 1px solid #ccc; }
-button { font-size: 1.2em; margin: 0.5em; padding: 0.3em 1.2em; }
-</style></head><body>
-<h1>Real or colorized?</h1>
-<p>Each image is either a real colour photo or a grey one the model colorized. Answer for each.
-<a href="/">Colorize photos</a></p>
-<p>Session: <input id="session"> <button id="start">Start or resume</button></p>
-<div id="test" hidden>
-  <p id="progress"></p>
-  <img id="picture" alt="test image"><br>
-  <button id="real">Real</button><button id="fake">Colorized</button>
-</div>
-<p id="result"></p>
-<script>
-let session = null, current = null, shown = 0;
-const $ = id => document.getElementById(id);
-$("session").value = localStorage.getItem("turing-session") || "viewer-" + Math.random().toString(36).slice(2, 8);
-function report(s) {
-  const pct = x => (100 * x).toFixed(1) + " %";
-  $("result").textContent = s.fakes_seen ? `Fooling rate: ${pct(s.fooling_rate)} of ${s.fakes_seen} colorized images ` +
-      `taken for real (95 % interval ${pct(s.interval[0])} - ${pct(s.interval[1])}); ${s.correct} of ${s.answered} answers right.` : "";
-}
-function show(s) {
-  report(s);
-  current = s.next;
-  if (current === null) { $("test").hidden = true; $("progress").textContent = ""; $("result").textContent += " Done, thank you."; return; }
-  $("test").hidden = false;
-  $("progress").textContent = `Image ${s.answered + 1} of ${s.total}`;
-  $("picture").src = "/api/turing/image/" + current;
-  shown = performance.now();
-}
-async function start() {
-  session = $("session").value.trim();
-  localStorage.setItem("turing-session", session);
-  const r = await fetch("/api/turing/" + encodeURIComponent(session));
-  const s = await r.json();
-  if (!r.ok) { $("result").textContent = s.detail; return; }
-  show(s);
-}
-async function answer(value) {
-  if (current === null) return;
-  const body = new FormData();
-  body.append("index", current); body.append("answer", value);
-  body.append("seconds", ((performance.now() - shown) / 1000).toFixed(2));
-  current = null;
-  const r = await fetch("/api/turing/" + encodeURIComponent(session), {method: "POST", body});
-  show(await r.json());
-}
-$("start").onclick = start;
-$("real").onclick = () => answer("real");
-$("fake").onclick = () => answer("fake");
-</script></body></html>
-"""
 
 
 def main(argv=None):
