@@ -8,7 +8,7 @@ implementations with the same variables in the same order, so a checkpoint loads
   to change;
 - "lowmem": the memory-saving layers (models/lowmem/: BatchNorm fused with its activation, skips
   as pairs, recomputed first layers), the same maths in far less memory and, in bfloat16, faster
-  (README.md, "Speed").
+  (docs/speed.md).
 
 To try another network: write its builder (arguments as models/generator.py's build_generator;
 extra ones may be ignored) in its own file and add one line below; `--generator NAME` trains it

@@ -6,7 +6,7 @@ import os
 STRATEGY_NAMES = ("auto", "one", "mirrored", "multiworker")  # distribute.STRATEGIES, in this order
 
 NO_TF_CONFIG = ("--strategy multiworker needs the TF_CONFIG environment variable "
-                "(see README.md, 'Several GPUs and machines')")
+                "(see docs/training.md, 'Several GPUs and machines')")
 
 
 def check_tf_config():
@@ -22,7 +22,7 @@ def check_tf_config():
     task = config.get("task") if isinstance(config, dict) else None
     if not isinstance(cluster, dict) or not isinstance(task, dict) or not {"type", "index"} <= set(task):
         raise ValueError('TF_CONFIG needs {"cluster": {"worker": ["host:port", ...]}, '
-                         '"task": {"type": "worker", "index": i}} (see README.md)')
+                         '"task": {"type": "worker", "index": i}} (see docs/training.md)')
     members = cluster.get(task["type"])
     if not isinstance(members, list) or not isinstance(task["index"], int) or not 0 <= task["index"] < len(members):
         raise ValueError(f"TF_CONFIG's task {task['type']} {task['index']} is not in its cluster {cluster}")
