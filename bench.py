@@ -297,12 +297,13 @@ def photo_section(opt, peaks, record):
     preset = folder_preset(128)
     encoder = narrow(preset["encoder"])
     flops = 3 * generator_gflops(encoder, 128)  # a U-Net step: forward and backward
+    batch = 4 if opt.quick else 16
     for mixed in (False, True):
         config = architecture("unet", encoder, preset["dropout_layers"], 128, mixed, generator="unet-narrow")
-        rate, traces = config_step(config, 1 if opt.quick else 3, 16, zero_head=True, g_ema=0.999)
+        rate, traces = config_step(config, 1 if opt.quick else 3, batch, zero_head=True, g_ema=0.999)
         share = rate * flops / peaks[mixed]
         record(f"step photo recipe (unet-narrow 128) {'mixed' if mixed else 'float32'}", f"{rate:.1f} img/s",
-               f"batch 16, traced {traces}x; {rate * flops:.0f} GFLOP/s, {share:.0%} of the "
+               f"batch {batch}, traced {traces}x; {rate * flops:.0f} GFLOP/s, {share:.0%} of the "
                f"{'bfloat16' if mixed else 'float32'} peak", images_per_s=rate, traces=traces,
                gflops=rate * flops, share_of_peak=share)
     if not SHIPPED_MODEL.is_file():

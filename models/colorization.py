@@ -301,7 +301,10 @@ def load_for_inference(path, mixed_precision=None, bn_statistics="moving", weigh
     ckpt.restore_variables(path, {group: model.generator.variables})
     model.weights_used = "ema" if group == EMA_GROUP else "raw"
     model.step.assign(state["step"])
-    set_inference_statistics(model.generator, bn_statistics)
+    try:
+        set_inference_statistics(model.generator, bn_statistics)
+    except ValueError as e:
+        raise ckpt.CheckpointError(f"{path}: the {config.get('generator', 'unet')} generator: {e}") from None
     return model, options, state
 
 

@@ -260,3 +260,46 @@ def test_a_checkpoint_of_one_implementation_resumes_in_the_other(tmp_path):
     np.testing.assert_allclose(plain.predict_ab(L), lowmem.predict_ab(L), atol=1e-4)
     plain.train_step(*random_batch(seed=1))
     assert int(plain.step.numpy()) == 2
+
+
+def test_a_registered_generator_runs_through_test_colorize_and_export(monkeypatch, tmp_path, capsys):
+    """Networks by name everywhere: what the checkpoint names is built for scoring, photos and export."""
+    import json
+    from keras import layers
+    import colorize
+    import export
+    import test as test_script
+    from models import registry
+    from tests.helpers import image_folder
+
+    def tiny_generator(encoder, dropout_layers, dtype=None, name="generator", **ignored):
+        inputs = keras.Input((None, None, 1), name="L")
+        x = layers.Conv2D(6, 3, padding="same", dtype=dtype)(inputs)
+        x = layers.BatchNormalization(dtype=dtype)(x)
+        x = layers.ReLU(dtype=dtype)(x)
+        return keras.Model(inputs, layers.Conv2D(2, 1, activation="tanh", dtype="float32")(x), name=name)
+
+    monkeypatch.setitem(registry.GENERATORS, "tiny", {"plain": tiny_generator})
+    images = image_folder(tmp_path / "images")
+    model = ColorizationModel(architecture("unet", [(8, 1), (16, 2)], 1, 16, generator="tiny"), global_batch_size=4)
+    model.train_step(*random_batch())
+    (tmp_path / "run").mkdir()
+    model.save(tmp_path / "run" / "step_00000001.h5", {"dataset": "folder", "dataset_path": str(images),
+                                                       "image_size": 16, "batch_size": 4, "model": "unet", "generator": "tiny"},
+               {"epoch": 0, "position": 4})
+    assert test_script.main(["--checkpoint", str(tmp_path / "run"), "--output", str(tmp_path / "scores"),
+                             "--bn-statistics", "moving", "--no-progress"]) == 0
+    rows = json.loads((tmp_path / "scores" / "results.json").read_text())
+    assert rows[-1]["Network"].endswith("tiny") and rows[-1]["MAE"] > 0
+    assert colorize.main([str(images / "test"), "--checkpoint", str(tmp_path / "run"), "--output",
+                          str(tmp_path / "colorized"), "--no-progress"]) == 0
+    assert len(list((tmp_path / "colorized").rglob("*.png"))) == 6
+    assert export.main(["--checkpoint", str(tmp_path / "run"), "--output", str(tmp_path / "exported"),
+                        "--format", "keras"]) == 0
+    exported = load_for_inference(tmp_path / "exported")[0].generator
+    assert exported.count_params() == model.generator.count_params() and len(exported.layers) == 5
+    capsys.readouterr()
+    assert test_script.main(["--checkpoint", str(tmp_path / "run"), "--output", str(tmp_path / "b"),
+                             "--bn-statistics", "batch", "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "batch" in err[0] and "tiny" in err[0], err

@@ -167,10 +167,15 @@ def set_inference_statistics(model, statistics):
     before the model's inference function is first traced."""
     if statistics not in BN_STATISTICS:
         raise ValueError(f"unknown BatchNorm statistics {statistics!r}; valid: {', '.join(BN_STATISTICS)}")
-    layers = [layer for layer in model._flatten_layers(include_self=False) if isinstance(layer, BatchNormActivation)]
-    assert layers, "a model without BatchNormActivation layers"
+    layers = list(model._flatten_layers(include_self=False))
+    if statistics == "batch" and any(isinstance(layer, keras.layers.BatchNormalization)
+                                     and not isinstance(layer, BatchNormActivation) for layer in layers):
+        # Keras' own layer has its moving statistics only at inference (training=True would update them).
+        raise ValueError("its Keras BatchNormalization layers have no batch-statistics inference; "
+                         "use --bn-statistics moving")
     for layer in layers:
-        layer.inference_batch_statistics = statistics == "batch"
+        if isinstance(layer, BatchNormActivation):
+            layer.inference_batch_statistics = statistics == "batch"
 
 
 class ConvBatchNormActivation(keras.layers.Layer):
