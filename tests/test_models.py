@@ -284,9 +284,9 @@ def test_a_registered_generator_runs_through_test_colorize_and_export(monkeypatc
     model = ColorizationModel(architecture("unet", [(8, 1), (16, 2)], 1, 16, generator="tiny"), global_batch_size=4)
     model.train_step(*random_batch())
     (tmp_path / "run").mkdir()
-    model.save(tmp_path / "run" / "step_00000001.h5", {"dataset": "folder", "dataset_path": str(images),
-                                                       "image_size": 16, "batch_size": 4, "model": "unet", "generator": "tiny"},
-               {"epoch": 0, "position": 4})
+    options = {"dataset": "folder", "dataset_path": str(images), "image_size": 16, "batch_size": 4,
+               "model": "unet", "generator": "tiny"}  # as train.py stores them
+    model.save(tmp_path / "run" / "step_00000001.h5", options, {"epoch": 0, "position": 4})
     assert test_script.main(["--checkpoint", str(tmp_path / "run"), "--output", str(tmp_path / "scores"),
                              "--bn-statistics", "moving", "--no-progress"]) == 0
     rows = json.loads((tmp_path / "scores" / "results.json").read_text())

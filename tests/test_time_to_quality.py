@@ -1,4 +1,4 @@
-"""What issue 13 changed: the reference initialiser, the BatchNorm evaluation protocols, the
+"""The reference initialiser, the BatchNorm evaluation protocols, the
 training seconds in eval.csv, the time budget and the quality curves."""
 import csv
 
