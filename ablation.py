@@ -27,7 +27,7 @@ ROWS = {
     "paper": ("the paper's recipe (reference initialiser)", []),
     "glorot": ("Keras' default initialiser (Glorot uniform)", ["--init", "glorot"]),
     "zero-head": ("colour head starts at zero (predicts grey)", ["--zero-head"]),
-    "fast": ("--recipe fast (options.RECIPES)", ["--recipe", "fast"]),
+    "fast": ("--recipe fast (config.RECIPES)", ["--recipe", "fast"]),
     "lr-1e-3": ("learning rate 1e-3 (paper: 3e-4)", ["--lr", "1e-3"]),
     "lr-1e-4": ("learning rate 1e-4", ["--lr", "1e-4"]),
     "no-decay": ("no learning-rate decay", ["--lr-decay-rate", "1"]),

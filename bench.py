@@ -22,6 +22,7 @@ import tensorflow as tf
 
 import evaluation
 from data.pipeline import array_source, file_source, train_batches
+from config import TrainingConfig
 from models.colorization import ColorizationModel, architecture
 from models import discriminator
 from models.presets import PRESETS
@@ -62,14 +63,14 @@ def bare_step(preset, kind, mixed, steps, batch, xla=False, implementation="lowm
     """
     size = PRESET_SHAPES[preset][0]
     config = architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"], size, mixed)
-    return config_step(config, steps, batch, jit_compile=xla, implementation=implementation, g_ema=g_ema,
-                       g_steps=g_steps)
+    return config_step(config, steps, batch, xla=xla, implementation=implementation, g_ema=g_ema, g_steps=g_steps)
 
 
 def config_step(config, steps, batch, **hparams):
-    """Images/s of the training step of the model `config` describes, and its trace count."""
+    """Images/s of the training step of the model `config` describes, and its trace count;
+    `hparams`: fields of config.TrainingConfig."""
     size = config["image_size"]
-    model = ColorizationModel(config, global_batch_size=batch, **hparams)
+    model = ColorizationModel(config, TrainingConfig(batch_size=batch, **hparams))
     rng = np.random.default_rng(0)
     L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
@@ -101,7 +102,7 @@ def profile_step(kind, mixed, steps, batch, logdir):
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     size = PRESET_SHAPES["cifar10"][0]
     model = ColorizationModel(architecture(kind, PRESETS["cifar10"]["encoder"], PRESETS["cifar10"]["dropout_layers"],
-                                           size, mixed), global_batch_size=batch)
+                                           size, mixed), TrainingConfig(batch_size=batch))
     rng = np.random.default_rng(0)
     L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)

@@ -10,7 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from options import DATASET_PRESETS, RECIPES, build_parser, parse_test_options
+import config
+from options import parse_test_options
 
 if __name__ == "__main__":
     parse_test_options()  # --help and bad options answer before TensorFlow is imported
@@ -30,29 +31,26 @@ ROOT = Path(__file__).resolve().parent
 COLUMNS = ("Dataset", "Network", "BatchNorm", "Batch size", "Epochs", "Hours", "MAE", "Accuracy", "PSNR", "SSIM", "AuC",
            "Colourfulness", "Palette")
 NETWORK_NAMES = {"gan": "GAN", "unet": "U-Net (CNN)"}
-# Training options whose change from train.py's default (the paper's value) a row names.
-_COMMON = ("lr", "l1_weight", "beta1", "dropout")
-RECIPE_OPTIONS = {"unet": _COMMON, "gan": _COMMON + ("d_lr_factor", "g_steps")}
-TRAIN_PARSER = build_parser()  # its defaults: the paper's values
+# A row's other columns say these; the weight average is named by the weights it scores.
+NAMED_ELSEWHERE = ("batch_size", "g_ema", "lr_decay_steps")
 
 
 parse_options = parse_test_options
 
 
 def describe_network(options, state):
-    """The network column of a trained checkpoint: its model, recipe and origin."""
+    """The network column of a trained checkpoint: its model, its recipe, what the run changed from
+    that recipe (config.changes) and its origin."""
     network = NETWORK_NAMES.get(options.get("model"), "generator")
-    recipe = options.get("recipe", "paper")
-    if recipe != "paper":
-        network = f"{network}, {recipe} recipe"
-    if options.get("generator", "unet") != RECIPES.get(recipe, {}).get("generator", "unet"):
+    default = config.defaults_for(options)
+    if default.recipe != "paper":
+        network = f"{network}, {default.recipe} recipe"
+    if options.get("generator", "unet") != default.generator:
         network = f"{network}, {options['generator']}"  # another network than its recipe's
-    preset_decay = DATASET_PRESETS.get(options.get("dataset"), {}).get("lr_decay_steps")
-    if options.get("lr_decay_steps") and preset_decay and options["lr_decay_steps"] != preset_decay:
-        network = f"{network}, rate x{options.get('lr_decay_rate', 0.1):g} per {options['lr_decay_steps']:,.0f} steps"
-    for key in RECIPE_OPTIONS.get(options.get("model"), ()):  # a changed recipe is named
-        if options.get(key) is not None and options[key] != TRAIN_PARSER.get_default(key):
-            network = f"{network}, --{key.replace('_', '-')} {options[key]:g}"
+    changed = config.changes(options)
+    if "lr_decay_steps" in changed:
+        network = f"{network}, rate x{options.get('lr_decay_rate', 0.1):g} per {changed['lr_decay_steps']:,.0f} steps"
+    network = ", ".join([network] + [config.flag(k, v) for k, v in changed.items() if k not in NAMED_ELSEWHERE])
     if options.get("init_generator"):  # train.py --init-generator: the pretraining is counted
         network = f"{network}, G from a {state.get('init_seconds', 0) / 3600:.2f} h run"
     return network

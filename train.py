@@ -28,7 +28,8 @@ if __name__ == "__main__" and strategy_option(sys.argv[1:]) == "multiworker":
     # (distribute.Watchdog).
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 
-from options import ARCHITECTURE_OPTIONS, generator_preset, parse_train_options  # noqa: E402
+from config import ARCHITECTURE_OPTIONS, RECIPE_OPTIONS, defaults_for  # noqa: E402
+from options import parse_train_options  # noqa: E402
 
 if __name__ == "__main__":
     parse_train_options()  # --help and bad options answer before TensorFlow is imported
@@ -104,29 +105,23 @@ class StopRequest:
 
 
 def build_model(opt, strategy=None):
-    preset = generator_preset(opt.dataset, opt.image_size)
+    """The model of a training configuration (config.TrainingConfig), on the strategy's devices."""
+    preset = opt.generator_preset()
     config = architecture(opt.model, preset["encoder"], preset["dropout_layers"], opt.image_size,
                           opt.mixed_precision, opt.generator, opt.discriminator)
-    return ColorizationModel(config, lr=opt.lr, lr_decay_rate=opt.lr_decay_rate,
-                             lr_decay_steps=opt.lr_decay_steps, beta1=opt.beta1,
-                             l1_weight=opt.l1_weight, label_smoothing=opt.label_smoothing,
-                             global_batch_size=opt.batch_size, strategy=strategy, sync_bn=opt.sync_bn,
-                             jit_compile=opt.xla, initializer=opt.init,
-                             dropout=opt.dropout, zero_head=opt.zero_head, implementation=opt.implementation,
-                             g_ema=opt.g_ema, d_lr_factor=opt.d_lr_factor, g_steps=opt.g_steps)
+    return ColorizationModel(config, opt, strategy)
 
 
 def check_resumable(latest, opt, announce=True):
     """Refuses to resume a checkpoint whose architecture options differ from this command's."""
     _, saved, _ = ckpt.read_metadata(latest)
-    changed = [k for k in ("batch_size", "lr", "d_lr_factor", "g_steps", "lr_decay_rate", "lr_decay_steps", "beta1",
-                           "l1_weight", "dropout", "label_smoothing", "augment", "g_ema")
-               if k in saved and saved[k] != getattr(opt, k)]
+    changed = [k for k in RECIPE_OPTIONS if k in saved and saved[k] != getattr(opt, k)]
     for k in changed if announce else ():  # allowed, never silent
         print(f"note: --{k.replace('_', '-')} was {saved[k]} in {latest.name}, {getattr(opt, k)} from now on",
               file=sys.stderr)
+    default = defaults_for(saved)  # an option that the checkpoint predates took its default
     wanted = {k: getattr(opt, k) for k in ARCHITECTURE_OPTIONS}
-    saved = {k: saved.get(k) for k in ARCHITECTURE_OPTIONS}
+    saved = {k: saved.get(k, getattr(default, k)) for k in ARCHITECTURE_OPTIONS}
     if saved != wanted:
         raise ckpt.CheckpointError(
             f"{latest} belongs to another run ({describe_difference(saved, wanted)}); "
@@ -257,7 +252,7 @@ def _train(opt, strategy, run, watchdog):
         print(f"New run in {run}: {opt.model} on {opt.dataset} ({len(train_source)} training, "
               f"{len(test_source)} test images), {steps_per_epoch} steps per epoch on "
               f"{distribute.describe(strategy, opt.batch_size)}")
-    options = {**vars(opt), "train_images": len(train_source)}  # for the fraction of an epoch
+    options = {**opt.stored(), "train_images": len(train_source)}  # for the fraction of an epoch
     log = TrainingLog(run)
     lost = log.forget_after(int(model.step.numpy()))
     if lost:

@@ -12,13 +12,12 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from config import TrainingConfig
 from models import checkpoint as ckpt
 from models.lowmem.normalization import set_inference_statistics
 from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, MODELS, builder
 
 MIN_LEARNING_RATE = 1e-6  # reference code: the decayed rate is floored here
-D_LR_FACTOR = 0.1  # reference code: D learns at a tenth of G's rate (train.py --d-lr-factor)
-G_STEPS = 2  # reference code: one D step, then two G steps on the same batch (train.py --g-steps)
 EMA_GROUP = "generator_ema"  # the checkpoint group of the generator's weight average (--g-ema)
 
 def architecture(model, encoder, dropout_layers, image_size, mixed_precision=False, generator="unet",
@@ -32,36 +31,39 @@ def architecture(model, encoder, dropout_layers, image_size, mixed_precision=Fal
 
 
 class ColorizationModel:
-    def __init__(self, config, lr=3e-4, lr_decay_rate=0.1, lr_decay_steps=1e4, beta1=0.0,
-                 l1_weight=100.0, label_smoothing=False, global_batch_size=1, strategy=None, sync_bn=False,
-                 jit_compile=False, initializer="reference", dropout=0.5, zero_head=False,
-                 implementation=DEFAULT_IMPLEMENTATION, g_ema=0.0, d_lr_factor=D_LR_FACTOR, g_steps=G_STEPS):
+    """`config`: the architecture (what fixes the variables, `architecture()`); `training`: the
+    rest of the run's configuration (config.TrainingConfig; default: the paper's recipe). The
+    strategy, sync_bn and the implementation are runtime choices: the same variables either way."""
+
+    def __init__(self, config, training=None, strategy=None):
         self.config = config
+        self.training = training = (training or TrainingConfig()).resolved()
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_gan = config["model"] == "gan"
-        self.lr, self.lr_decay_rate, self.lr_decay_steps = lr, lr_decay_rate, lr_decay_steps
-        self.l1_weight = l1_weight
-        self.real_label = 0.9 if label_smoothing else 1.0  # one-sided label smoothing
-        self.global_batch_size = global_batch_size
-        self.g_ema = g_ema
-        if not (isinstance(g_steps, int) and g_steps >= 1):
-            raise ValueError(f"g_steps must be a positive integer, not {g_steps!r}")
-        self.g_steps = g_steps  # G steps per batch after D's (GAN only)
+        self.lr, self.lr_decay_rate, self.lr_decay_steps = training.lr, training.lr_decay_rate, training.lr_decay_steps
+        self.l1_weight = training.l1_weight
+        self.real_label = 0.9 if training.label_smoothing else 1.0  # one-sided label smoothing
+        self.global_batch_size = training.batch_size
+        self.g_ema = g_ema = training.g_ema
+        if not (isinstance(training.g_steps, int) and training.g_steps >= 1):
+            raise ValueError(f"g_steps must be a positive integer, not {training.g_steps!r}")
+        self.g_steps = training.g_steps  # G steps per batch after D's (GAN only)
         self.weights_used = "raw"  # load_for_inference may read the weight average instead
         self.traces = 0  # how often the training step was traced (one per input shape)
+        sync_bn, initializer, dropout = bool(training.sync_bn), training.init, training.dropout
         policy = mixed_precision_policy() if config["mixed_precision"] else None
         with self.strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-            # The networks by name (models/registry.py); sync_bn and the implementation are runtime
-            # choices like the strategy, not part of `config`: the same variables either way.
-            build_generator = builder(GENERATORS, config.get("generator", "unet"), implementation)
+            # The networks by name (models/registry.py).
+            build_generator = builder(GENERATORS, config.get("generator", "unet"), training.implementation)
             self.generator = build_generator(config["encoder"], config["dropout_layers"],
                                              dtype=policy, sync_bn=sync_bn, initializer=initializer,
-                                             dropout=dropout, zero_head=zero_head)
-            self.g_optimizer = self._adam(1.0, beta1, policy)
-            build_discriminator = builder(DISCRIMINATORS, config.get("discriminator", "patchgan"), implementation)
+                                             dropout=dropout, zero_head=training.zero_head)
+            self.g_optimizer = self._adam(1.0, training.beta1, policy)
+            build_discriminator = builder(DISCRIMINATORS, config.get("discriminator", "patchgan"),
+                                          training.implementation)
             self.discriminator = build_discriminator(dtype=policy, sync_bn=sync_bn, initializer=initializer) if self.is_gan else None
-            self.d_optimizer = self._adam(d_lr_factor, beta1, policy) if self.is_gan else None
+            self.d_optimizer = self._adam(training.d_lr_factor, training.beta1, policy) if self.is_gan else None
             # Optimizer slots exist before the first step, so a checkpoint can be restored into them.
             self.g_optimizer.build(self.generator.trainable_variables)
             if self.is_gan:
@@ -76,7 +78,7 @@ class ColorizationModel:
         if g_ema:
             self.reset_ema()
         # XLA is opt-in: it made the CIFAR-10 step slower on CPUs (STYLE.md); GPUs may gain.
-        self._train_step = tf.function(self._distributed_step, jit_compile=jit_compile or None)
+        self._train_step = tf.function(self._distributed_step, jit_compile=training.xla or None)
         self._predict = tf.function(
             self._predict_ab, input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
 
@@ -296,7 +298,13 @@ def load_for_inference(path, mixed_precision=None, bn_statistics="moving", weigh
     config, options, state = ckpt.read_metadata(path)
     if mixed_precision is not None:
         config = {**config, "mixed_precision": bool(mixed_precision)}
-    model = ColorizationModel(config)
+    # The network and implementation the run trained (models/registry.py). Keras' own BatchNorm has
+    # no batch-statistics inference: that protocol takes the memory-saving layers where the network
+    # has them (the same variables).
+    implementation = options.get("implementation", DEFAULT_IMPLEMENTATION)
+    if bn_statistics == "batch" and "lowmem" in GENERATORS.get(config.get("generator", "unet"), {}):
+        implementation = "lowmem"
+    model = ColorizationModel(config, TrainingConfig(implementation=implementation))
     group = generator_group(path, weights)
     ckpt.restore_variables(path, {group: model.generator.variables})
     model.weights_used = "ema" if group == EMA_GROUP else "raw"

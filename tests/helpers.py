@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from config import TrainingConfig
 from models.colorization import ColorizationModel, architecture
 
 # A U-Net with the paper's structure but a few filters, so a training step takes milliseconds.
@@ -11,7 +12,7 @@ TINY_ENCODER = [(8, 1), (16, 2), (16, 2)]
 
 def tiny_model(kind="gan", batch=4, mixed_precision=False, **hparams):
     config = architecture(kind, TINY_ENCODER, 1, 16, mixed_precision)
-    return ColorizationModel(config, global_batch_size=batch, **hparams)
+    return ColorizationModel(config, TrainingConfig(batch_size=batch, **hparams))  # hparams: its fields
 
 
 def random_batch(batch=4, size=16, seed=0):

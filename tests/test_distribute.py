@@ -63,6 +63,7 @@ def test_a_mirrored_step_on_two_devices_updates_the_weights_like_one_device():
         import keras, numpy as np
         import distribute
         from data.pipeline import array_source, distributed_train_batches, train_batches
+        from config import TrainingConfig
         from models.colorization import ColorizationModel, architecture
         from tests.helpers import TINY_ENCODER, colouring_task
 
@@ -72,7 +73,7 @@ def test_a_mirrored_step_on_two_devices_updates_the_weights_like_one_device():
 
         def one_step(strategy, batches):
             keras.utils.set_random_seed(0)
-            model = ColorizationModel(config, global_batch_size=8, strategy=strategy, sync_bn=True)
+            model = ColorizationModel(config, TrainingConfig(batch_size=8, sync_bn=True), strategy)
             before = [v.numpy() for v in model.generator.trainable_variables]
             for _, L, ab in batches:
                 losses = model.train_step(L, ab)

@@ -10,6 +10,7 @@ from PIL import Image
 import tensorflow as tf
 
 import evaluation
+from config import TrainingConfig
 import export
 from data import color
 from models.colorization import load_for_inference
@@ -162,7 +163,7 @@ def test_a_float16_export_is_half_the_file_runs_in_float32_and_is_checked_when_l
 def test_export_builds_the_network_the_checkpoint_names(tmp_path):
     from models.colorization import ColorizationModel, architecture
     config = architecture("unet", TINY_ENCODER, 1, 16, generator="unet-narrow")
-    model = ColorizationModel(config, global_batch_size=4)
+    model = ColorizationModel(config, TrainingConfig(batch_size=4))
     model.train_step(*random_batch())
     (tmp_path / "run").mkdir()
     model.save(tmp_path / "run" / "step_00000001.h5", {"dataset": "folder", "image_size": 16}, {"epoch": 0, "position": 4})

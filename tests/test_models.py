@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from data import color
+from config import TrainingConfig
 from models import checkpoint as ckpt
 from models.colorization import ColorizationModel, architecture, load_for_inference
 from models.lowmem.discriminator import build_discriminator
@@ -239,7 +240,7 @@ def test_a_new_generator_is_one_registry_line_and_trains(monkeypatch, tmp_path):
 
     monkeypatch.setitem(registry.GENERATORS, "tiny", {"plain": tiny_generator})
     config = architecture("gan", [(8, 1), (16, 2)], 1, 16, generator="tiny")
-    model = ColorizationModel(config, global_batch_size=4)
+    model = ColorizationModel(config, TrainingConfig(batch_size=4))
     assert len(model.generator.layers) == 3
     before = [v.numpy().copy() for v in model.generator.trainable_variables]
     losses = model.train_step(*random_batch())
@@ -251,10 +252,10 @@ def test_a_new_generator_is_one_registry_line_and_trains(monkeypatch, tmp_path):
 
 def test_a_checkpoint_of_one_implementation_resumes_in_the_other(tmp_path):
     config = architecture("gan", [(8, 1), (16, 2), (16, 2)], 1, 16)
-    lowmem = ColorizationModel(config, global_batch_size=4, implementation="lowmem")
+    lowmem = ColorizationModel(config, TrainingConfig(batch_size=4, implementation="lowmem"))
     lowmem.train_step(*random_batch())
     lowmem.save(tmp_path / "step_00000001.h5", {}, {"epoch": 0, "position": 4})
-    plain = ColorizationModel(config, global_batch_size=4, implementation="plain")
+    plain = ColorizationModel(config, TrainingConfig(batch_size=4, implementation="plain"))
     plain.restore(tmp_path / "step_00000001.h5")
     L, _ = random_batch(seed=7)
     np.testing.assert_allclose(plain.predict_ab(L), lowmem.predict_ab(L), atol=1e-4)
@@ -281,7 +282,7 @@ def test_a_registered_generator_runs_through_test_colorize_and_export(monkeypatc
 
     monkeypatch.setitem(registry.GENERATORS, "tiny", {"plain": tiny_generator})
     images = image_folder(tmp_path / "images")
-    model = ColorizationModel(architecture("unet", [(8, 1), (16, 2)], 1, 16, generator="tiny"), global_batch_size=4)
+    model = ColorizationModel(architecture("unet", [(8, 1), (16, 2)], 1, 16, generator="tiny"), TrainingConfig(batch_size=4))
     model.train_step(*random_batch())
     (tmp_path / "run").mkdir()
     options = {"dataset": "folder", "dataset_path": str(images), "image_size": 16, "batch_size": 4,

@@ -242,7 +242,8 @@ def test_after_a_crash_the_resumed_logs_hold_each_step_once(tmp_path, capsys):
 
 
 def test_the_fast_recipe_sets_its_defaults_and_explicit_options_win():
-    from options import RECIPES, parse_train_options
+    from config import RECIPES
+    from options import parse_train_options
     import test as test_script
     paper = parse_train_options(["--dataset", "cifar10"])
     fast = parse_train_options(["--dataset", "cifar10", "--recipe", "fast"])

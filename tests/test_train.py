@@ -253,7 +253,7 @@ def test_a_gan_warm_started_from_a_unet_begins_with_its_generator_and_counts_its
     # The row names the pretraining, and a recipe changed from the paper's (this run's --lr 1e-7).
     assert test_script.describe_network(options, state) == "GAN, --lr 1e-07, G from a 0.00 h run"
     assert test_script.describe_network({**options, "lr": 3e-4, "g_steps": 1, "dropout": 0.0}, state) == \
-        "GAN, --dropout 0, --g-steps 1, G from a 0.00 h run"
+        "GAN, --g-steps 1, --dropout 0, G from a 0.00 h run"
     assert test_script.curve_labels([gan / "step_00000002.h5", tmp_path / "other" / "step_00000002.h5"],
                                     [(None, options, state)] * 2) == ["GAN, --lr 1e-07, G from a 0.00 h run (gan)",
                                                                       "GAN, --lr 1e-07, G from a 0.00 h run (other)"]
@@ -315,7 +315,8 @@ def test_test_py_scores_your_photos_at_full_resolution_with_colorize_pys_pixels(
 
 
 def test_the_photo_recipe_builds_the_narrow_unet_trains_and_resumes(images, tmp_path):
-    from options import RECIPES, parse_train_options
+    from config import RECIPES
+    from options import parse_train_options
     photo = parse_train_options(["--dataset", "folder", "--recipe", "photo"])
     assert (photo.generator, photo.image_size, photo.zero_head, photo.g_ema) == ("unet-narrow", 128, True, 0.999)
     assert parse_train_options(["--dataset", "folder", "--recipe", "photo", "--image-size", "64"]).image_size == 64

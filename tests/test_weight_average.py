@@ -147,13 +147,14 @@ def test_the_average_is_kept_on_every_replica_of_a_mirrored_strategy():
         import json
         import keras, numpy as np
         import distribute
+        from config import TrainingConfig
         from models.colorization import ColorizationModel, architecture
         from tests.helpers import TINY_ENCODER, random_batch
 
         strategy = distribute.make_strategy("mirrored")
         keras.utils.set_random_seed(0)
-        model = ColorizationModel(architecture("gan", TINY_ENCODER, 0, 16), global_batch_size=8,
-                                  strategy=strategy, sync_bn=True, g_ema=0.5)
+        model = ColorizationModel(architecture("gan", TINY_ENCODER, 0, 16),
+                                  TrainingConfig(batch_size=8, sync_bn=True, g_ema=0.5), strategy)
         floats = lambda vs: [v.numpy() for v in vs if np.issubdtype(v.numpy().dtype, np.floating)]
         before = floats(model.generator.variables)
         L, ab = random_batch(8)
