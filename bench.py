@@ -17,6 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from util.quiet import quiet_tensorflow
+
+if __name__ == "__main__":
+    quiet_tensorflow()  # before TensorFlow's first import
+
 import numpy as np
 import tensorflow as tf
 

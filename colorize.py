@@ -12,9 +12,11 @@ from collections import Counter
 from pathlib import Path
 
 from options import parse_colorize_options
+from util.quiet import quiet_tensorflow
 
 if __name__ == "__main__":
     parse_colorize_options()  # --help and bad options answer before TensorFlow is imported
+    quiet_tensorflow()
 
 from tqdm import tqdm  # noqa: E402
 

@@ -25,6 +25,11 @@ import sys
 import warnings
 from pathlib import Path
 
+from util.quiet import quiet_tensorflow
+
+if __name__ == "__main__":
+    quiet_tensorflow()  # before TensorFlow's first import
+
 import numpy as np
 import tensorflow as tf
 

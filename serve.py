@@ -27,6 +27,11 @@ import threading
 import time
 from pathlib import Path
 
+from util.quiet import quiet_tensorflow
+
+if __name__ == "__main__":
+    quiet_tensorflow()  # before TensorFlow's first import
+
 import numpy as np
 from PIL import Image
 

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import config
 from options import parse_test_options
+from util.quiet import quiet_tensorflow
 
 if __name__ == "__main__":
     parse_test_options()  # --help and bad options answer before TensorFlow is imported
+    quiet_tensorflow()
 
 import evaluation
 import figures

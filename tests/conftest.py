@@ -1,4 +1,5 @@
-"""Shared fixtures: where the real data of ../shared/datasets lives, or a clear skip reason."""
+"""Shared fixtures: a tiny photo folder, and where the real data of ../shared/datasets lives (or a
+clear skip reason)."""
 import os
 import subprocess
 import sys
@@ -16,6 +17,13 @@ SHARED = Path(os.environ.get("COLORGAN_SHARED_DATASETS", ROOT.parent / "shared" 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: takes more than a few seconds (skip with -m 'not slow')")
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory):
+    """A tiny photo folder (tests/helpers.py image_folder): train/ and test/ subfolders."""
+    from tests.helpers import image_folder
+    return image_folder(tmp_path_factory.mktemp("images"))
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,24 @@ from models.colorization import ColorizationModel, architecture
 TINY_ENCODER = [(8, 1), (16, 2), (16, 2)]
 
 
+# train.py's options for a run on image_folder()'s photos that takes seconds; each test file adds its own.
+TINY_OPTIONS = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--log-interval", "1",
+                "--eval-images", "4", "--no-progress"]
+
+
 def tiny_model(kind="gan", batch=4, mixed_precision=False, **hparams):
     config = architecture(kind, TINY_ENCODER, 1, 16, mixed_precision)
     return ColorizationModel(config, TrainingConfig(batch_size=batch, **hparams))  # hparams: its fields
+
+
+def tiny_checkpoint(path, kind="gan", steps=0, options=None):
+    """A tiny model trained `steps` steps on random batches, saved at `path` with these options."""
+    model = tiny_model(kind)
+    for seed in range(steps):
+        model.train_step(*random_batch(seed=seed))
+    model.save(path, {"dataset": "folder", "image_size": 16, "batch_size": 4, "model": kind, **(options or {})},
+               {"epoch": 0, "position": 4 * steps})
+    return path
 
 
 def random_batch(batch=4, size=16, seed=0):

@@ -15,15 +15,14 @@ import photos
 from data import color
 from models.colorization import ColorizationModel, architecture, load_for_inference
 from models.presets import PRESETS
-from tests.helpers import tiny_model
+from tests.helpers import tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("run") / "step_00000000.h5"
     keras.utils.set_random_seed(0)
-    tiny_model("gan").save(path, {"dataset": "folder", "image_size": 16}, {"epoch": 0, "position": 0})
-    return path
+    return tiny_checkpoint(path, "gan")
 
 
 @pytest.fixture(scope="module")

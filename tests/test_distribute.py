@@ -22,11 +22,9 @@ import test as test_script
 import train as train_script
 from models import checkpoint as ckpt
 from tests.conftest import ROOT
-from tests.helpers import image_folder
+from tests.helpers import TINY_OPTIONS, image_folder
 
-TINY = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--model", "unet",
-        "--log-interval", "1", "--sample-interval", "100", "--save-interval", "100",
-        "--eval-images", "4", "--no-progress"]
+TINY = TINY_OPTIONS + ["--model", "unet", "--sample-interval", "100", "--save-interval", "100"]
 TIMEOUT = 300  # seconds: a distributed run that hangs fails the test instead of the whole suite
 
 

@@ -16,18 +16,13 @@ from data import color
 from models.colorization import load_for_inference
 from models.generator import build_generator as plain_generator, plain_generator_from
 from models.lowmem.generator import build_generator
-from tests.helpers import TINY_ENCODER, random_batch, tiny_model
+from tests.helpers import TINY_ENCODER, random_batch, tiny_checkpoint
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """A tiny U-Net after a few steps (BatchNorm statistics moved away from their start)."""
-    model = tiny_model("unet")
-    for seed in range(3):
-        model.train_step(*random_batch(seed=seed))
-    path = tmp_path_factory.mktemp("run") / "step_00000003.h5"
-    model.save(path, {"dataset": "folder", "image_size": 16, "batch_size": 4}, {"epoch": 0, "position": 12})
-    return path
+    return tiny_checkpoint(tmp_path_factory.mktemp("run") / "step_00000003.h5", "unet", 3)
 
 
 def test_the_plain_generator_has_the_variables_of_the_memory_saving_one_in_order():

@@ -19,18 +19,11 @@ import test as test_script
 import train
 from models import checkpoint as ckpt
 from tests.conftest import ROOT
-from tests.helpers import image_folder, write_images
+from tests.helpers import TINY_OPTIONS, image_folder, write_images
 from util import atomic
 from util.runlock import RunLock
 
-TINY = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--model", "unet",
-        "--log-interval", "1", "--sample-interval", "1000", "--save-interval", "1",
-        "--eval-images", "4", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    return image_folder(tmp_path_factory.mktemp("images"))
+TINY = TINY_OPTIONS + ["--model", "unet", "--sample-interval", "1000", "--save-interval", "1"]
 
 
 def run(images, run_dir, *extra):

@@ -18,7 +18,7 @@ import colorize
 import serve
 from tests.conftest import ROOT
 from tests.test_distribute import free_ports
-from tests.helpers import image_folder, random_batch, tiny_model
+from tests.helpers import image_folder, tiny_checkpoint
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DOCS = ROOT / "docs"
@@ -29,13 +29,7 @@ def checkpoint(tmp_path_factory):
     """A tiny GAN whose checkpoint names a folder dataset with 10 test images."""
     root = tmp_path_factory.mktemp("serve")
     images = image_folder(root / "images", train=4, test=10)
-    model = tiny_model("gan")
-    for seed in range(2):
-        model.train_step(*random_batch(seed=seed))
-    path = root / "run" / "step_00000002.h5"
-    model.save(path, {"dataset": "folder", "dataset_path": str(images), "image_size": 16, "batch_size": 4,
-                      "model": "gan"}, {"epoch": 0, "position": 8})
-    return path
+    return tiny_checkpoint(root / "run" / "step_00000002.h5", "gan", 2, {"dataset_path": str(images)})
 
 
 def png_file(path, size=(30, 20), seed=0):

@@ -14,10 +14,9 @@ from models.lowmem import normalization
 from models.lowmem.discriminator import build_discriminator
 from models.lowmem.generator import build_generator
 from models.presets import PRESETS
-from tests.helpers import TINY_ENCODER, image_folder
+from tests.helpers import TINY_ENCODER, TINY_OPTIONS, image_folder
 
-TINY = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--model", "unet", "--log-interval", "1",
-        "--sample-interval", "100", "--save-interval", "100", "--eval-images", "4", "--no-progress"]
+TINY = TINY_OPTIONS + ["--model", "unet", "--sample-interval", "100", "--save-interval", "100"]
 
 
 def convolution_kernels(model):

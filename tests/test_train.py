@@ -11,16 +11,9 @@ import test as test_script
 import train
 from models import checkpoint as ckpt
 from tests.conftest import ROOT
-from tests.helpers import image_folder
+from tests.helpers import TINY_OPTIONS
 
-TINY = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4", "--epochs", "3",
-        "--log-interval", "1", "--sample-interval", "2", "--save-interval", "100",
-        "--eval-images", "4", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    return image_folder(tmp_path_factory.mktemp("images"))
+TINY = TINY_OPTIONS + ["--epochs", "3", "--sample-interval", "2", "--save-interval", "100"]
 
 
 def run(images, run_dir, *extra):
@@ -140,22 +133,6 @@ def test_missing_dataset_is_one_line_and_a_nonzero_exit(tmp_path):
     assert len(errors) == 1 and "Places365 train images not found" in errors[0]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--checkpoint", "missing.h5"], "checkpoint not found"),
-    (["--checkpoint", "README.md"], "not an HDF5 file"),
-])
-def test_test_py_refuses_bad_checkpoints(args, message, capsys, monkeypatch):
-    monkeypatch.chdir(ROOT)
-    assert test_script.main(args) == 1
-    assert message in capsys.readouterr().err
-
-
-def test_test_py_refuses_max_images_zero(capsys):
-    with pytest.raises(SystemExit) as e:
-        test_script.main(["--checkpoint", "x.h5", "--max-images", "0"])
-    assert e.value.code == 2 and "--max-images must be positive" in capsys.readouterr().err
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("stop, folder", [("SIGTERM", "run"), ("SIGINT", "multiworker_run")])
 def test_a_stop_signal_saves_a_checkpoint_and_the_run_resumes(images, tmp_path, stop, folder):
@@ -196,34 +173,6 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_good_checkpoints(imag
     for path in run_dir.glob("step_*.h5"):
         with h5py.File(path) as f:
             assert all(np.isfinite(f["generator"][k][()]).all() for k in f["generator"]), path.name
-
-
-def one_step_unet_checkpoint(tmp_path):
-    """A tiny U-Net after one step, saved as a CIFAR-10 run whose dataset is nowhere."""
-    from tests.helpers import random_batch, tiny_model
-    model = tiny_model("unet")
-    model.train_step(*random_batch())
-    path = tmp_path / "run" / "step_00000001.h5"
-    model.save(path, {"dataset": "cifar10", "dataset_path": "/nowhere", "image_size": 16, "batch_size": 4,
-                      "model": "unet"}, {"epoch": 0, "position": 4})
-    return path
-
-
-def test_test_py_scores_a_checkpoint_on_a_folder_of_your_own_photos(tmp_path, capsys):
-    from PIL import Image
-    from tests.helpers import write_images
-    path = one_step_unet_checkpoint(tmp_path)
-    photos = write_images(tmp_path / "photos" / "2019", 3, size=(40, 50))  # any depth, any size
-    write_images(tmp_path / "photos", 2, size=(30, 30), seed=4, ext="jpg")
-    Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(photos / "grey.png")  # not scored
-    assert test_script.main(["--checkpoint", str(path), "--dataset", "folder", "--dataset-path",
-                             str(tmp_path / "photos"), "--output", str(tmp_path / "out"), "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    assert "Evaluating on the colour photos among 6 images of folder" in out  # the grey one is dropped
-    rows = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert {r["Dataset"] for r in rows} == {"folder"} and len(rows) == 2
-    with pytest.raises(SystemExit):
-        test_script.parse_options(["--checkpoint", str(path), "--dataset", "folder"])  # needs --dataset-path
 
 
 def test_a_gan_warm_started_from_a_unet_begins_with_its_generator_and_counts_its_hours(images, tmp_path, capsys):
@@ -286,32 +235,6 @@ def test_help_and_bad_options_answer_without_starting_tensorflow(script, args):
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     code = 0 if args == ["--help"] else 2
     assert done.stdout.strip().splitlines()[-1] == f"exit {code} heavy []", (done.stdout, done.stderr)
-
-
-def test_test_py_scores_your_photos_at_full_resolution_with_colorize_pys_pixels(tmp_path, capsys):
-    import colorize
-    import metrics
-    from PIL import Image
-    from tests.helpers import write_images
-    path = one_step_unet_checkpoint(tmp_path)
-    photos = write_images(tmp_path / "photos", 3, size=(40, 70))
-    Image.fromarray(np.full((20, 20, 3), 90, np.uint8)).save(photos / "grey.png")  # not scored
-    assert test_script.main(["--checkpoint", str(path), "--dataset", "folder", "--dataset-path", str(photos),
-                             "--full-resolution", "--output", str(tmp_path / "out"), "--no-progress"]) == 0
-    rows = json.loads((tmp_path / "out" / "results.json").read_text())
-    full = [r for r in rows if r["Dataset"] == "folder, full resolution"]
-    assert [r["Network"] for r in full] == ["no colour (a* = b* = 0)", "U-Net (CNN)"] and len(rows) == 4
-    assert float(full[0]["Colourfulness"].split()[0]) < 0.5  # grey, up to the rounding to uint8
-    # The model's row scores exactly the pixels colorize.py writes for these photos.
-    assert colorize.main([str(photos), "--checkpoint", str(path), "--output", str(tmp_path / "colorized"),
-                          "--no-progress"]) == 0
-    maes = [metrics.mae_rgb(np.asarray(Image.open(p))[None].astype(np.float32),
-                            np.asarray(Image.open(tmp_path / "colorized" / p.name))[None].astype(np.float32))
-            for p in sorted(photos.glob("img_*.png"))]
-    assert full[1]["MAE"] == round(float(np.mean(maes)), 2)
-    with pytest.raises(SystemExit):
-        test_script.parse_options(["--checkpoint", str(path), "--full-resolution"])  # photo folders only
-    assert "--full-resolution scores photo folders" in capsys.readouterr().err
 
 
 def test_the_photo_recipe_builds_the_narrow_unet_trains_and_resumes(images, tmp_path):
