@@ -8,6 +8,7 @@ images otherwise.  A benchmark, not a test: run it alone, nothing else on the ma
 """
 import argparse
 import csv
+import functools
 import json
 import os
 import shutil
@@ -29,8 +30,8 @@ import evaluation
 from data.pipeline import array_source, file_source, train_batches
 from config import TrainingConfig
 from models.colorization import ColorizationModel, architecture
-from models import discriminator
-from models.presets import PRESETS
+from models.presets import PRESETS, folder_preset
+from models.registry import DISCRIMINATORS, GENERATORS, builder
 
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("COLORGAN_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
@@ -66,8 +67,7 @@ def bare_step(preset, kind, mixed, steps, batch, xla=False, implementation="lowm
     g_ema: train.py --g-ema, the generator's weight average updated after each step.
     g_steps: train.py --g-steps, the GAN's generator steps per batch (the reference's 2).
     """
-    size = PRESET_SHAPES[preset][0]
-    config = architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"], size, mixed)
+    config = preset_config(preset, kind, mixed)
     return config_step(config, steps, batch, xla=xla, implementation=implementation, g_ema=g_ema, g_steps=g_steps)
 
 
@@ -106,8 +106,7 @@ def profile_step(kind, mixed, steps, batch, logdir):
     `logdir`, viewable in TensorBoard's profile tab): summed over TensorFlow's inter-op threads."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     size = PRESET_SHAPES["cifar10"][0]
-    model = ColorizationModel(architecture(kind, PRESETS["cifar10"]["encoder"], PRESETS["cifar10"]["dropout_layers"],
-                                           size, mixed), TrainingConfig(batch_size=batch))
+    model = ColorizationModel(preset_config("cifar10", kind, mixed), TrainingConfig(batch_size=batch))
     rng = np.random.default_rng(0)
     L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
@@ -162,17 +161,35 @@ def machine_peak(dtype):
     return max(matmul, convolution), matmul, convolution
 
 
-def conv_gflops(layers, size, channels):
-    """Multiply-adds x 2 of 4x4 'same' convolutions [(filters, stride)] on a size x size image."""
-    macs = 0
-    for filters, stride in layers:
-        size //= stride
-        macs += size * size * 16 * channels * filters
-        channels = filters
-    return 2 * macs / 1e9
+def graph_gflops(network, shapes):
+    """Multiply-adds x 2 of one forward pass of a built network, its convolutions (and transposed
+    convolutions) as TensorFlow's own op statistics count them in its traced graph; `shapes`: one
+    per input, batch included."""
+    from tensorflow.python.framework import ops
+    function = tf.function(lambda *x: network(list(x) if len(x) > 1 else x[0], training=False))
+    graph = function.get_concrete_function(*[tf.TensorSpec(s, tf.float32) for s in shapes]).graph
+    return sum(ops.get_stats_for_node_def(graph, op.node_def, "flops").value for op in graph.get_operations()
+               if op.type in ("Conv2D", "Conv2DBackpropInput")) / 1e9
 
 
-def step_gflops(preset, kind):
+@functools.lru_cache(maxsize=None)
+def _network_gflops(kind, name, encoder, dropout_layers, size):
+    if kind == "generator":
+        network = builder(GENERATORS, name, "plain")([list(layer) for layer in encoder], dropout_layers)
+        return graph_gflops(network, [(1, size, size, 1)])
+    return graph_gflops(builder(DISCRIMINATORS, name, "plain")(), [(1, size, size, 1), (1, size, size, 2)])
+
+
+def generator_gflops(config):
+    """FLOPs of one forward pass of the generator `config` (models/colorization.py architecture)
+    names, on one image at its size: counted in the network as built (its plain implementation,
+    the same maths as the memory-saving one)."""
+    encoder = tuple(tuple(layer) for layer in config["encoder"])
+    return _network_gflops("generator", config.get("generator", "unet"), encoder, config["dropout_layers"],
+                           config["image_size"])
+
+
+def step_gflops(config):
     """Model FLOPs of one training step per image, convolutions only, by the usual convention
     that a trained layer's backward pass costs twice its forward pass (input and weight gradients).
 
@@ -180,28 +197,17 @@ def step_gflops(preset, kind):
     on the real and the fake batch (G + 6 D); each of the two G steps is G forward and backward
     plus D forward and its input gradient (3 G + 2 D): 7 G + 10 D in all.
     """
-    size = PRESET_SHAPES[preset][0]
-    g = generator_gflops(PRESETS[preset]["encoder"], size)
-    if kind == "unet":
+    g = generator_gflops(config)
+    if config["model"] == "unet":
         return 3 * g
-    d = conv_gflops([(f, s) for f, s, _ in discriminator.LAYERS], size, 3)
+    d = _network_gflops("discriminator", config.get("discriminator", "patchgan"), (), 0, config["image_size"])
     return 7 * g + 10 * d
 
 
-def generator_gflops(encoder, size):
-    """Multiply-adds x 2 of one U-Net forward pass on a size x size image (convolutions only)."""
-    macs, channels, skips = 0, 1, []
-    for filters, stride in encoder:
-        size //= stride
-        macs += size * size * 16 * channels * filters
-        channels = filters
-        skips.append(filters)
-    for filters, skip in zip([f for f, _ in encoder[:-1]][::-1], skips[-2::-1]):
-        size *= 2
-        macs += size * size * 4 * channels * filters  # each output pixel sees 2x2 of the 4x4 taps
-        channels = filters + skip
-    macs += size * size * channels * 2
-    return 2 * macs / 1e9
+def preset_config(preset, kind, mixed=False):
+    """The architecture of a README run: CIFAR-10 at 32x32 or Places365 at 256x256."""
+    return architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"],
+                        PRESET_SHAPES[preset][0], mixed)
 
 
 def pipeline_rate(dataset, batches):
@@ -289,7 +295,157 @@ def colorize_times(tmp, sizes):
     return times
 
 
-def photo_section(opt, peaks, record):
+class Bench:
+    """What the sections share: the options, the rows and results so far, the machine's peaks and
+    the step rates that later sections are compared to."""
+
+    def __init__(self, opt):
+        self.opt = opt
+        self.steps = 1 if opt.quick else 3
+        self.batches = {"cifar10": 8 if opt.quick else 128, "places365": 16}
+        self.presets = ["cifar10"] if opt.quick else ["cifar10", "places365"]
+        self.kinds = ["gan"] if opt.quick else ["gan", "unet"]
+        self.results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__, "cpu": cpu_description()},
+                        "quick": opt.quick}
+        self.rows, self.peaks, self.step_rates = [], {}, {}
+        self.began = time.perf_counter()
+
+    def record(self, name, value, note="", **numbers):
+        print(f"{time.perf_counter() - self.began:6.0f} s  {name}: {value}", file=sys.stderr, flush=True)
+        self.rows.append((name, value, note))
+        self.results[name] = numbers
+
+    def record_step(self, name, rate, traces, config, batch):
+        """A training step's images/s against the machine's peak in its precision."""
+        achieved = rate * step_gflops(config)
+        mixed = config["mixed_precision"]
+        share = achieved / self.peaks[mixed]  # on GPUs --mixed-precision is float16, whose peak this does not measure
+        self.record(name, f"{rate:.1f} img/s", f"batch {batch}, traced {traces}x; {achieved:.0f} GFLOP/s, "
+                    f"{share:.0%} of the {'bfloat16' if mixed else 'float32'} peak", images_per_s=rate,
+                    traces=traces, gflops=achieved, share_of_peak=share)
+
+
+def peaks_section(b):
+    """The machine's peaks, which every step is reported against."""
+    for mixed, dtype in ((False, tf.float32), (True, tf.bfloat16)):
+        peak, matmul, convolution = machine_peak(dtype)
+        b.peaks[mixed] = peak
+        b.record(f"{dtype.name} machine peak", f"{peak:.0f} GFLOP/s",
+                 f"the faster of a 2048x2048 matrix product, {matmul:.0f}, and a 3x3 convolution (256 "
+                 f"channels, 32x32, batch 32), {convolution:.0f}", gflops=peak, matmul_gflops=matmul,
+                 convolution_gflops=convolution)
+
+
+def steps_section(b):
+    """The bare training step on tensors already in memory: each preset, model and precision; then
+    (full runs) Keras' own layers, the weight average, one G step and XLA, each against the step."""
+    for preset, kind, mixed in [(p, k, m) for p in b.presets for k in b.kinds for m in (False, True)]:
+        rate, traces = bare_step(preset, kind, mixed, b.steps if preset == "cifar10" and not mixed else 1,
+                                 b.batches[preset])
+        b.step_rates[(preset, kind, mixed)] = rate
+        b.record_step(f"step {preset} {kind} {'mixed' if mixed else 'float32'}", rate, traces,
+                      preset_config(preset, kind, mixed), b.batches[preset])
+    for preset, kind in [(p, k) for p in b.presets for k in b.kinds]:
+        ratio = b.step_rates[(preset, kind, True)] / b.step_rates[(preset, kind, False)]
+        b.record(f"mixed / float32 step, {preset} {kind}", f"{ratio:.2f}x", ratio=ratio)
+    if b.opt.quick:
+        return
+    batch = b.batches["cifar10"]
+    for kind, mixed in [(k, m) for k in b.kinds for m in (False, True)]:
+        rate, _ = bare_step("cifar10", kind, mixed, 1, batch, implementation="plain")
+        ratio = b.step_rates[("cifar10", kind, mixed)] / rate
+        share = rate * step_gflops(preset_config("cifar10", kind, mixed)) / b.peaks[mixed]
+        b.record(f"step cifar10 {kind} {'mixed' if mixed else 'float32'} --implementation plain",
+                 f"{rate:.1f} img/s", f"Keras' own layers; the memory-saving ones are {ratio:.2f}x this; "
+                 f"{share:.0%} of the peak", images_per_s=rate, lowmem_speedup=ratio, share_of_peak=share)
+    # What the weight average of --recipe fast costs a step and what one G step per batch buys
+    # (bfloat16, where the difference is a larger share): each timed against the step without it
+    # over the same number of steps, as a pair.
+    variants = [(kind, "--g-ema 0.999", {"g_ema": 0.999}, "the step without the weight average")
+                for kind in b.kinds]
+    variants += [("gan", "--g-steps 1", {"g_steps": 1}, "the reference's two G steps per batch")] * ("gan" in b.kinds)
+    for kind, flag, change, compared in variants:
+        without, _ = bare_step("cifar10", kind, True, b.steps, batch)
+        rate, _ = bare_step("cifar10", kind, True, b.steps, batch, **change)
+        b.record(f"step cifar10 {kind} mixed {flag}", f"{rate:.1f} img/s",
+                 f"{rate / without:.2f}x {compared} ({without:.1f} img/s, timed beside it)",
+                 images_per_s=rate, ratio=rate / without)
+    rate, traces = bare_step("cifar10", "gan", False, b.steps, batch, xla=True)
+    ratio = rate / b.step_rates[("cifar10", "gan", False)]
+    b.record("step cifar10 gan float32 --xla", f"{rate:.1f} img/s", f"{ratio:.2f}x float32 without XLA",
+             images_per_s=rate, traces=traces, ratio=ratio)
+
+
+def profile_section(b):
+    """Where the step's time goes (tf.profiler), float32 and bfloat16, CIFAR-10 GAN at batch 128."""
+    for mixed in (False, True):
+        precision = "mixed" if mixed else "float32"
+        logdir = Path(b.opt.profile_dir or tempfile.mkdtemp()) / f"cifar10_gan_{precision}"
+        seconds, wall = profile_step("gan", mixed, 3, b.batches["cifar10"], logdir)
+        total = sum(seconds.values())
+        groups = {}
+        for op_type, value in seconds.items():
+            groups[op_group(op_type)] = groups.get(op_group(op_type), 0.0) + value
+        top = sorted(seconds.items(), key=lambda item: -item[1])[:6]
+        # The step's share of the peak if every op but the convolutions took no time (their share
+        # of the op time taken as their share of the wall time): the ceiling of removing the rest.
+        rate = b.step_rates.get(("cifar10", "gan", mixed), 0)
+        step_share = rate * step_gflops(preset_config("cifar10", "gan", mixed)) / b.peaks.get(mixed, 1e99)
+        ceiling = step_share / (groups.get("convolution", 0) / total) if step_share else None
+        b.record(f"profile cifar10 gan {precision}: op time by kind",
+                 ", ".join(f"{group} {value / total:.0%}" for group, value in sorted(groups.items(), key=lambda g: -g[1])),
+                 f"op time summed over inter-op threads, {total / wall:.2f}x the wall time; top ops: "
+                 + ", ".join(f"{name} {value / total:.0%}" for name, value in top)
+                 + (f"; with only the convolutions' time the step would reach {ceiling:.0%} of the peak" if ceiling else "")
+                 + f"; trace in {logdir}",
+                 groups={g: v / total for g, v in groups.items()}, ops={k: v / total for k, v in seconds.items()},
+                 op_seconds_per_wall_second=total / wall, convolutions_only_share_of_peak=ceiling)
+
+
+def pipelines_section(b, images, paths):
+    """The input pipelines alone, per core, as a multiple of the step that consumes them."""
+    cores = os.cpu_count()
+    pipelines = [("pipeline cifar10 pickles",
+                  pipeline_rate(train_batches(array_source(images), 128, 0, 0), 10 if b.opt.quick else 100),
+                  b.step_rates.get(("cifar10", "gan", False))),
+                 ("pipeline 256x256 jpeg folder",
+                  pipeline_rate(train_batches(file_source(paths, 256), 16, 0, 0), len(paths) // 16 - 1),
+                  b.step_rates.get(("places365", "gan", False)))]
+    for name, rate, step in pipelines:
+        b.record(name, f"{rate:.0f} img/s ({rate / cores:.0f} per core)",
+                 f"{rate / step:.1f}x the gan step" if step else "",
+                 images_per_s=rate, per_core=rate / cores, x_step=rate / step if step else None)
+
+
+def evaluation_rate(images, n, mixed, batch):
+    """Images/s of test.py's evaluation (accuracy and MAE) at 32x32, after a warm-up batch."""
+    model = ColorizationModel(preset_config("cifar10", "gan", mixed))
+    source = array_source(images[:n], drop_grayscale=False)
+    evaluation.evaluate(model, source, batch, limit=batch, names=("accuracy", "mae"))  # traces
+    start = time.perf_counter()
+    evaluation.evaluate(model, source, batch, names=("accuracy", "mae"))
+    return n / (time.perf_counter() - start)
+
+
+def inference_section(b, images, tmp):
+    """test.py's evaluation at 32x32 (accuracy and MAE), and colorize.py on big photos."""
+    n, batch = (200, 100) if b.opt.quick else (5000, 250)
+    flops = generator_gflops(preset_config("cifar10", "gan"))
+    rates = {}
+    for mixed in (False, True):
+        rate = rates[mixed] = evaluation_rate(images, n, mixed, batch)
+        name = "mixed (--mixed-precision)" if mixed else "float32"
+        b.record(f"evaluation cifar10 {name} (test.py path)", f"{rate:.0f} img/s",
+                 f"10,000 images in {10000 / rate:.0f} s; the generator's {flops:.2f} GFLOP/image at "
+                 f"{rate * flops:.0f} GFLOP/s", images_per_s=rate, gflops_per_image=flops, seconds_10k=10000 / rate)
+    b.record("mixed / float32 evaluation", f"{rates[True] / rates[False]:.2f}x", ratio=rates[True] / rates[False])
+    sizes = [(320, 240)] if b.opt.quick else [(1920, 1080), (4000, 3000)]
+    for size, (first, warm) in colorize_times(tmp, sizes).items():
+        b.record(f"colorize.py {size} jpeg", f"{warm:.2f} s", f"first photo {first:.2f} s (traces)",
+                 seconds=warm, first_seconds=first)
+
+
+def photo_section(b):
     """The photo recipe's training step (train.py --recipe photo: the half-width U-Net at 128x128,
     batch 16, weight average on) against the machine's peak, and the shipped photo model on a
     12-megapixel photo through colorize.py's path."""
@@ -297,25 +453,19 @@ def photo_section(opt, peaks, record):
 
     import photo_io
     import photos
-    from models.colorization import load_for_inference
-    from models.presets import folder_preset, narrow
+    from models.inference import load_for_inference
     from options import SHIPPED_MODEL
     preset = folder_preset(128)
-    encoder = narrow(preset["encoder"])
-    flops = 3 * generator_gflops(encoder, 128)  # a U-Net step: forward and backward
-    batch = 4 if opt.quick else 16
+    batch = 4 if b.opt.quick else 16
     for mixed in (False, True):
-        config = architecture("unet", encoder, preset["dropout_layers"], 128, mixed, generator="unet-narrow")
-        rate, traces = config_step(config, 1 if opt.quick else 3, batch, zero_head=True, g_ema=0.999)
-        share = rate * flops / peaks[mixed]
-        record(f"step photo recipe (unet-narrow 128) {'mixed' if mixed else 'float32'}", f"{rate:.1f} img/s",
-               f"batch {batch}, traced {traces}x; {rate * flops:.0f} GFLOP/s, {share:.0%} of the "
-               f"{'bfloat16' if mixed else 'float32'} peak", images_per_s=rate, traces=traces,
-               gflops=rate * flops, share_of_peak=share)
+        config = architecture("unet", preset["encoder"], preset["dropout_layers"], 128, mixed, generator="unet-narrow")
+        rate, traces = config_step(config, 1 if b.opt.quick else 3, batch, zero_head=True, g_ema=0.999)
+        b.record_step(f"step photo recipe (unet-narrow 128) {'mixed' if mixed else 'float32'}", rate, traces,
+                      config, batch)
     if not SHIPPED_MODEL.is_file():
         return
     model = load_for_inference(SHIPPED_MODEL)[0]
-    width, height = (640, 480) if opt.quick else (4000, 3000)
+    width, height = (640, 480) if b.opt.quick else (4000, 3000)
     sources = sorted((SHARED / "places365-sample").rglob("*.jpg")) if SHARED.is_dir() else []
     if sources:
         image = Image.open(sources[0]).convert("L").resize((width, height), Image.BICUBIC)
@@ -329,37 +479,40 @@ def photo_section(opt, peaks, record):
             start = time.perf_counter()
             photo_io.save(photos.colorize_image(model, photos.read_image(path), 128), Path(tmp) / "out.png", "PNG")
             seconds.append(time.perf_counter() - start)
-    record(f"colorize.py, shipped model, {width}x{height} grey jpeg", f"{seconds[1]:.2f} s",
-           f"{width * height / 1e6:.0f} megapixels, read to PNG written; first photo {seconds[0]:.2f} s (traces)",
-           seconds=seconds[1], first_seconds=seconds[0])
+    b.record(f"colorize.py, shipped model, {width}x{height} grey jpeg", f"{seconds[1]:.2f} s",
+             f"{width * height / 1e6:.0f} megapixels, read to PNG written; first photo {seconds[0]:.2f} s (traces)",
+             seconds=seconds[1], first_seconds=seconds[0])
 
 
-def evaluation_rate(images, n, mixed, batch):
-    """Images/s of test.py's evaluation (accuracy and MAE) at 32x32, after a warm-up batch."""
-    model = ColorizationModel(architecture("gan", PRESETS["cifar10"]["encoder"], 2, 32, mixed))
-    source = array_source(images[:n], drop_grayscale=False)
-    evaluation.evaluate(model, source, batch, limit=batch, names=("accuracy", "mae"))  # traces
-    start = time.perf_counter()
-    evaluation.evaluate(model, source, batch, names=("accuracy", "mae"))
-    return n / (time.perf_counter() - start)
+def loop_section(b, cifar_dir, cwd):
+    """The whole loop as train.py runs it on the real CIFAR-10, and its peak memory."""
+    batch = b.batches["cifar10"]
+    args = ["--dataset", "cifar10", "--dataset-path", str(cifar_dir), "--checkpoints-path", "cifar",
+            "--batch-size", str(batch), "--max-steps", "4" if b.opt.quick else "15",
+            "--log-interval", "2" if b.opt.quick else "5"]
+    log, peak = train_run(args, cwd)
+    loop = float(np.mean([float(r["images_per_s"]) for r in log[1:]]))
+    step = b.step_rates.get(("cifar10", "gan", False))
+    ratio = loop / step if step else None
+    b.record("whole loop cifar10 gan (train.py)", f"{loop:.1f} img/s", f"{ratio:.0%} of the bare step" if step else "",
+             images_per_s=loop, x_step=ratio)
+    b.record("peak memory cifar10 training", f"{peak:.0f} MB", peak_mb=peak)
 
 
-def inference(opt, images, tmp, record):
-    """test.py's evaluation at 32x32 (accuracy and MAE), and colorize.py on big photos."""
-    n, batch = (200, 100) if opt.quick else (5000, 250)
-    flops = generator_gflops(PRESETS["cifar10"]["encoder"], 32)
-    rates = {}
-    for mixed in (False, True):
-        rate = rates[mixed] = evaluation_rate(images, n, mixed, batch)
-        name = "mixed (--mixed-precision)" if mixed else "float32"
-        record(f"evaluation cifar10 {name} (test.py path)", f"{rate:.0f} img/s",
-               f"10,000 images in {10000 / rate:.0f} s; the generator's {flops:.2f} GFLOP/image at "
-               f"{rate * flops:.0f} GFLOP/s", images_per_s=rate, gflops_per_image=flops, seconds_10k=10000 / rate)
-    record("mixed / float32 evaluation", f"{rates[True] / rates[False]:.2f}x", ratio=rates[True] / rates[False])
-    sizes = [(320, 240)] if opt.quick else [(1920, 1080), (4000, 3000)]
-    for size, (first, warm) in colorize_times(tmp, sizes).items():
-        record(f"colorize.py {size} jpeg", f"{warm:.2f} s", f"first photo {first:.2f} s (traces)",
-               seconds=warm, first_seconds=first)
+def memory_section(b, paths, cwd):
+    """Peak memory of Places365-preset training runs on folders of 256x256 JPEGs."""
+    for count, mixed in ((64, False), (len(paths), False), (64, True)):
+        folder = Path(cwd) / f"places_{count}"
+        if not folder.is_dir():
+            folder.mkdir()
+            for path in paths[:count]:
+                os.link(path, folder / Path(path).name)
+        run = f"places_{count}_{'mixed' if mixed else 'float32'}"
+        _, peak = train_run(["--dataset", "folder", "--dataset-path", str(folder), "--image-size", "256",
+                             "--checkpoints-path", run, "--max-steps", "2", "--log-interval", "1",
+                             "--eval-images", "16"] + (["--mixed-precision"] if mixed else []), cwd)
+        b.record(f"peak memory places365-preset training, {count} images" + (", --mixed-precision" if mixed else ""),
+                 f"{peak:.0f} MB", "folder of 256x256 JPEGs, batch 16", peak_mb=peak, images=count, mixed=mixed)
 
 
 def main(argv=None):
@@ -373,160 +526,39 @@ def main(argv=None):
                    help="run only this section (repeatable); ratios to a step need 'steps'")
     opt = p.parse_args(argv)
     sections = set(opt.only or SECTIONS)
-    steps = 1 if opt.quick else 3
-    batches = {"cifar10": 8 if opt.quick else 128, "places365": 16}
-    results = {"machine": {"cpus": os.cpu_count(), "tensorflow": tf.__version__, "cpu": cpu_description()},
-               "quick": opt.quick}
-    rows = []
-    began = time.perf_counter()
-
-    def record(name, value, note="", **numbers):
-        print(f"{time.perf_counter() - began:6.0f} s  {name}: {value}", file=sys.stderr, flush=True)
-        rows.append((name, value, note))
-        results[name] = numbers
-
-    # 0. The machine's peaks, which every step is reported against.
-    peaks = {}
+    b = Bench(opt)
     if sections & {"steps", "inference", "photo"}:
-        for mixed, dtype in ((False, tf.float32), (True, tf.bfloat16)):
-            peak, matmul, convolution = machine_peak(dtype)
-            peaks[mixed] = peak
-            record(f"{dtype.name} machine peak", f"{peak:.0f} GFLOP/s",
-                   f"the faster of a 2048x2048 matrix product, {matmul:.0f}, and a 3x3 convolution (256 "
-                   f"channels, 32x32, batch 32), {convolution:.0f}", gflops=peak, matmul_gflops=matmul,
-                   convolution_gflops=convolution)
-
-    # 1. The bare training step, on tensors already in memory.
-    presets = ["cifar10"] if opt.quick else ["cifar10", "places365"]
-    step_rates = {}
-    kinds = ["gan"] if opt.quick else ["gan", "unet"]
-    configurations = [(preset, kind, mixed) for preset in presets for kind in kinds for mixed in (False, True)]
-    for preset, kind, mixed in configurations if "steps" in sections else []:
-        rate, traces = bare_step(preset, kind, mixed, steps if preset == "cifar10" and not mixed else 1,
-                                 batches[preset])
-        step_rates[(preset, kind, mixed)] = rate
-        achieved = rate * step_gflops(preset, kind)
-        # On GPUs --mixed-precision is float16, whose peak this does not measure.
-        share = achieved / peaks[mixed]
-        record(f"step {preset} {kind} {'mixed' if mixed else 'float32'}", f"{rate:.1f} img/s",
-               f"batch {batches[preset]}, traced {traces}x; {achieved:.0f} GFLOP/s, {share:.0%} of the "
-               f"{'bfloat16' if mixed else 'float32'} peak", images_per_s=rate, traces=traces,
-               gflops=achieved, share_of_peak=share)
-    for preset, kind in [(p, k) for p in presets for k in kinds] if "steps" in sections else []:
-        ratio = step_rates[(preset, kind, True)] / step_rates[(preset, kind, False)]
-        record(f"mixed / float32 step, {preset} {kind}", f"{ratio:.2f}x", ratio=ratio)
-    if not opt.quick and "steps" in sections:
-        for kind, mixed in [(k, m) for k in kinds for m in (False, True)]:
-            rate, _ = bare_step("cifar10", kind, mixed, 1, batches["cifar10"], implementation="plain")
-            ratio = step_rates[("cifar10", kind, mixed)] / rate
-            share = rate * step_gflops("cifar10", kind) / peaks[mixed]
-            record(f"step cifar10 {kind} {'mixed' if mixed else 'float32'} --implementation plain",
-                   f"{rate:.1f} img/s", f"Keras' own layers; the memory-saving ones are {ratio:.2f}x this; "
-                   f"{share:.0%} of the peak", images_per_s=rate, lowmem_speedup=ratio, share_of_peak=share)
-        # What the weight average of --recipe fast costs a step and what one G step per batch buys
-        # (bfloat16, where the difference is a larger share): each timed against the step without
-        # it over the same number of steps, as a pair.
-        variants = [(kind, "--g-ema 0.999", {"g_ema": 0.999}, "the step without the weight average")
-                    for kind in kinds]
-        variants += [("gan", "--g-steps 1", {"g_steps": 1}, "the reference's two G steps per batch")] * ("gan" in kinds)
-        for kind, flag, change, compared in variants:
-            without, _ = bare_step("cifar10", kind, True, steps, batches["cifar10"])
-            rate, _ = bare_step("cifar10", kind, True, steps, batches["cifar10"], **change)
-            record(f"step cifar10 {kind} mixed {flag}", f"{rate:.1f} img/s",
-                   f"{rate / without:.2f}x {compared} ({without:.1f} img/s, timed beside it)",
-                   images_per_s=rate, ratio=rate / without)
-        rate, traces = bare_step("cifar10", "gan", False, steps, batches["cifar10"], xla=True)
-        ratio = rate / step_rates[("cifar10", "gan", False)]
-        record("step cifar10 gan float32 --xla", f"{rate:.1f} img/s", f"{ratio:.2f}x float32 without XLA",
-               images_per_s=rate, traces=traces, ratio=ratio)
-
-    # 2. Where the step's time goes (tf.profiler), float32 and bfloat16, CIFAR-10 GAN at batch 128.
-    for mixed in (False, True) if "profile" in sections and not opt.quick else ():
-        precision = "mixed" if mixed else "float32"
-        logdir = Path(opt.profile_dir or tempfile.mkdtemp()) / f"cifar10_gan_{precision}"
-        seconds, wall = profile_step("gan", mixed, 3, batches["cifar10"], logdir)
-        total = sum(seconds.values())
-        groups = {}
-        for op_type, value in seconds.items():
-            groups[op_group(op_type)] = groups.get(op_group(op_type), 0.0) + value
-        top = sorted(seconds.items(), key=lambda item: -item[1])[:6]
-        # The step's share of the peak if every op but the convolutions took no time (their share
-        # of the op time taken as their share of the wall time): the ceiling of removing the rest.
-        step_share = step_rates.get(("cifar10", "gan", mixed), 0) * step_gflops("cifar10", "gan") / peaks.get(mixed, 1e99)
-        ceiling = step_share / (groups.get("convolution", 0) / total) if step_share else None
-        record(f"profile cifar10 gan {precision}: op time by kind",
-               ", ".join(f"{group} {value / total:.0%}" for group, value in sorted(groups.items(), key=lambda g: -g[1])),
-               f"op time summed over inter-op threads, {total / wall:.2f}x the wall time; top ops: "
-               + ", ".join(f"{name} {value / total:.0%}" for name, value in top)
-               + (f"; with only the convolutions' time the step would reach {ceiling:.0%} of the peak" if ceiling else "")
-               + f"; trace in {logdir}",
-               groups={g: v / total for g, v in groups.items()}, ops={k: v / total for k, v in seconds.items()},
-               op_seconds_per_wall_second=total / wall, convolutions_only_share_of_peak=ceiling)
-
-    # 3. Input pipelines alone, per core, as a multiple of the step that consumes them.
-    cifar_dir, images = cifar_images()
+        peaks_section(b)
+    if "steps" in sections:
+        steps_section(b)
+    if "profile" in sections and not opt.quick:
+        profile_section(b)
+    cifar_dir, images = cifar_images() if sections & {"pipelines", "inference", "loop"} else (None, None)
     tmp = Path(tempfile.mkdtemp())
-    jpegs = tmp / "jpegs"
-    jpegs.mkdir()
-    paths = jpeg_folder(jpegs, 48 if opt.quick else 320)
-    cores = os.cpu_count()
-    pipelines = []
-    if "pipelines" in sections:
-        pipelines = [("pipeline cifar10 pickles",
-                      pipeline_rate(train_batches(array_source(images), 128, 0, 0), 10 if opt.quick else 100),
-                      step_rates.get(("cifar10", "gan", False))),
-                     ("pipeline 256x256 jpeg folder",
-                      pipeline_rate(train_batches(file_source(paths, 256), 16, 0, 0), len(paths) // 16 - 1),
-                      step_rates.get(("places365", "gan", False)))]
-    for name, rate, step in pipelines:
-        record(name, f"{rate:.0f} img/s ({rate / cores:.0f} per core)",
-               f"{rate / step:.1f}x the gan step" if step else "",
-               images_per_s=rate, per_core=rate / cores, x_step=rate / step if step else None)
-
-    # 4. Inference: test.py's evaluation at 32x32 (accuracy and MAE), and colorize.py on big photos.
-    if "inference" in sections:
-        inference(opt, images, tmp, record)
-
-    # 6. Photographs: the photo recipe's step and the shipped model on a 12-megapixel photo.
-    if "photo" in sections:
-        photo_section(opt, peaks, record)
-
-    # 2 and 5. The whole loop as train.py runs it, and the peak memory of training runs.
-    with tempfile.TemporaryDirectory() as cwd:
-        if cifar_dir is not None and "loop" in sections:
-            args = ["--dataset", "cifar10", "--dataset-path", str(cifar_dir), "--checkpoints-path", "cifar",
-                    "--batch-size", str(batches["cifar10"]), "--max-steps", "4" if opt.quick else "15",
-                    "--log-interval", "2" if opt.quick else "5"]
-            log, peak = train_run(args, cwd)
-            loop = float(np.mean([float(r["images_per_s"]) for r in log[1:]]))
-            step = step_rates.get(("cifar10", "gan", False))
-            ratio = loop / step if step else None
-            record("whole loop cifar10 gan (train.py)", f"{loop:.1f} img/s",
-                   f"{ratio:.0%} of the bare step" if step else "", images_per_s=loop, x_step=ratio)
-            record("peak memory cifar10 training", f"{peak:.0f} MB", peak_mb=peak)
-        if not opt.quick and "memory" in sections:
-            for count, mixed in ((64, False), (len(paths), False), (64, True)):
-                folder = Path(cwd) / f"places_{count}"
-                if not folder.is_dir():
-                    folder.mkdir()
-                    for path in paths[:count]:
-                        os.link(path, folder / Path(path).name)
-                run = f"places_{count}_{'mixed' if mixed else 'float32'}"
-                _, peak = train_run(["--dataset", "folder", "--dataset-path", str(folder), "--image-size", "256",
-                                     "--checkpoints-path", run, "--max-steps", "2", "--log-interval", "1",
-                                     "--eval-images", "16"] + (["--mixed-precision"] if mixed else []), cwd)
-                record(f"peak memory places365-preset training, {count} images"
-                       + (", --mixed-precision" if mixed else ""), f"{peak:.0f} MB",
-                       "folder of 256x256 JPEGs, batch 16", peak_mb=peak, images=count, mixed=mixed)
-    if cifar_dir is not None:
-        shutil.rmtree(cifar_dir, ignore_errors=True)
-    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "jpegs").mkdir()
+    paths = jpeg_folder(tmp / "jpegs", 48 if opt.quick else 320) if sections & {"pipelines", "memory"} else []
+    try:
+        if "pipelines" in sections:
+            pipelines_section(b, images, paths)
+        if "inference" in sections:
+            inference_section(b, images, tmp)
+        if "photo" in sections:
+            photo_section(b)
+        with tempfile.TemporaryDirectory() as cwd:
+            if cifar_dir is not None and "loop" in sections:
+                loop_section(b, cifar_dir, cwd)
+            if not opt.quick and "memory" in sections:
+                memory_section(b, paths, cwd)
+    finally:
+        if cifar_dir is not None:
+            shutil.rmtree(cifar_dir, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     print("| measurement | value | note |\n|---|---|---|")
-    for row in rows:
+    for row in b.rows:
         print("| " + " | ".join(row) + " |")
     if opt.json:
-        Path(opt.json).write_text(json.dumps(results, indent=2) + "\n")
+        Path(opt.json).write_text(json.dumps(b.results, indent=2) + "\n")
     return 0
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm  # noqa: E402
 
 from data.image_files import PHOTO_EXTENSIONS
 from models import checkpoint as ckpt
-from models.colorization import load_for_inference
+from models.inference import load_for_inference
 from photo_io import FORMATS, save
 from photos import FileError, colorize_image, read_image, side_by_side
 from util import atomic
@@ -111,7 +111,7 @@ def colorize_file(model, source, dest, opt, size, protected):
         raise FileError("its output would overwrite an input image; choose another --output or --format")
     if not opt.overwrite and all(path.exists() for path in outputs):
         return "skipped"
-    image = read_image(source)
+    image = read_image(source, opt.max_megapixels, size)
     colorized = colorize_image(model, image, size)
     for path in outputs:
         if opt.overwrite or not path.exists():

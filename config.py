@@ -17,6 +17,7 @@ import math
 import os
 from pathlib import Path
 
+from data import limits
 from data.datasets import DATASETS
 from models.presets import PRESETS, downsampling_factor, folder_preset, valid_sizes_near
 from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, IMPLEMENTATIONS, MODELS
@@ -130,6 +131,7 @@ class TrainingConfig:
     eval_interval: int = option(None, "steps between evaluations (default: at each epoch's end only; always at "
                                       "the end of the run)")
     test_fraction: float = option(0.1, "folder: held-out share when no test/ subfolder")
+    max_megapixels: float = option(limits.DEFAULT_MEGAPIXELS, limits.HELP)
     # ------------------------------------------------------------------------------------ devices
     mixed_precision: bool = option(False, MIXED_PRECISION_HELP + " (default: float32)", "architecture")
     strategy: str = option("auto", "one: one device; mirrored: all local GPUs; multiworker: several machines "
@@ -168,7 +170,7 @@ class TrainingConfig:
             raise ValueError("--beta1 must be in [0, 1)")
         if not (self.l1_weight >= 0 and math.isfinite(self.l1_weight)):
             raise ValueError("--l1-weight must be finite and not negative")
-        for name in ("max_steps", "max_hours", "eval_interval"):
+        for name in ("max_steps", "max_hours", "eval_interval", "max_megapixels"):
             value = getattr(self, name)
             if value is not None and not value > 0:  # also refuses nan
                 raise ValueError(f"--{name.replace('_', '-')} must be positive and finite")

@@ -1,5 +1,6 @@
 """Colorize a test split batch by batch and score it with the metrics of metrics.py."""
 import functools
+import logging
 
 import numpy as np
 import tensorflow as tf
@@ -8,7 +9,10 @@ from tqdm import tqdm
 import metrics
 from data import color
 from data.errors import DatasetError
+from data.limits import DEFAULT_MEGAPIXELS, pixel_problem
 from data.pipeline import eval_batches
+
+log = logging.getLogger(__name__)
 
 # name -> (per-image function, inputs): "lab" compares absolute Lab, "rgb" RGB on the 0-255 scale,
 # "pred" / "true" score one image alone.  PSNR is the whole set's, from the mean MSE, as the
@@ -105,7 +109,31 @@ class _NoColour:
         return tf.zeros([*L.shape[:3], 2], tf.float32)
 
 
-def evaluate_photos(model, paths, size, names=tuple(METRICS), progress=False, acc_thresh=2.0):
+def full_resolution_photos(paths, size, max_megapixels=DEFAULT_MEGAPIXELS):
+    """The paths whose image is large enough to score at full resolution (SSIM's window); the others
+    are named once, from their headers. Files over the pixel limit are left out silently: the
+    folder's reader named them."""
+    from PIL import Image
+    kept = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except Exception:  # not readable: evaluate_photos skips it, named when the folder was read
+            kept.append(path)
+            continue
+        if pixel_problem(width, height, max_megapixels, size):
+            continue
+        if min(width, height) < metrics.SSIM_MIN_SIDE:
+            log.warning("skipping %s: %dx%d is too small to score at full resolution (SSIM needs %dx%d)", path,
+                        width, height, metrics.SSIM_MIN_SIDE, metrics.SSIM_MIN_SIDE)
+        else:
+            kept.append(path)
+    return kept
+
+
+def evaluate_photos(model, paths, size, names=tuple(METRICS), progress=False, acc_thresh=2.0,
+                    max_megapixels=DEFAULT_MEGAPIXELS):
     """Mean of each metric over colour photos colorized at their full resolution by colorize.py's
     code path (photos.colorize_image: the network sees the photo with its shorter side at `size`,
     its colours are resized back to the photo and joined with the photo's own lightness). The
@@ -115,11 +143,13 @@ def evaluate_photos(model, paths, size, names=tuple(METRICS), progress=False, ac
     sums, count = dict.fromkeys(names, 0.0), 0
     for path in tqdm(paths, disable=not progress, unit="photo", leave=False):
         try:
-            true = np.asarray(photos.read_image(path).convert("RGB"))
+            true = np.asarray(photos.read_image(path, max_megapixels, size).convert("RGB"))
         except photos.FileError:
             continue  # named once already, when the folder was read
         if np.all(true[..., :1] == true):
             continue
+        if min(true.shape[:2]) < metrics.SSIM_MIN_SIDE:
+            continue  # named once by full_resolution_photos
         pred = photos.colorize_image(model or _NoColour(), photos.Image.fromarray(true), size)
         _add_scores(sums, true[None], np.asarray(pred, np.float32)[None], names, acc_thresh)
         count += 1

@@ -216,7 +216,7 @@ def main(argv=None):
     p.add_argument("--per-row", type=int, default=2)
     opt = p.parse_args(argv)
     from data.image_files import find_images
-    from models.colorization import load_for_inference
+    from models.inference import load_for_inference
     paths = []
     for given in map(Path, opt.inputs):
         found = sorted(find_images(given)) if given.is_dir() else [given]

@@ -80,6 +80,14 @@ def _window_matrix(n, sigma, truncate):
     return k[r:n - r]
 
 
+def ssim_window(sigma=1.5, truncate=3.5):
+    """The side of SSIM's Gaussian window: an image must be at least this wide and high."""
+    return 2 * int(truncate * sigma + 0.5) + 1
+
+
+SSIM_MIN_SIDE = ssim_window()  # 11
+
+
 def ssim(rgb_true, rgb_pred, data_range=255.0, sigma=1.5, chunk=512):
     """Per-image SSIM, mean over the R, G, B channels, Gaussian window."""
     # Wang et al. 2004 (K1 = 0.01, K2 = 0.03, Gaussian window sigma 1.5, population covariance),
@@ -92,7 +100,7 @@ def ssim(rgb_true, rgb_pred, data_range=255.0, sigma=1.5, chunk=512):
     if t.shape != p.shape or t.ndim != 4 or t.shape[-1] != 3:
         raise ValueError(f"expected two batches shaped (N, H, W, 3), got {t.shape} and {p.shape}")
     truncate = 3.5  # skimage's value
-    size = 2 * int(truncate * sigma + 0.5) + 1
+    size = ssim_window(sigma, truncate)
     if min(t.shape[1:3]) < size:
         raise ValueError(f"SSIM needs images of at least {size}x{size}, "
                          f"got {t.shape[1]}x{t.shape[2]}")

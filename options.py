@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 
 from config import MIXED_PRECISION_HELP, TrainingConfig
+from data import limits
 from data.datasets import DATASETS
 from photo_io import FORMATS
 
@@ -59,6 +60,16 @@ def add_weights(p, both=False):
                    help="ema: the average of the generator's weights where the checkpoint has one (train.py "
                         "--g-ema), else the trained weights; raw: the trained weights"
                         + ("; both: a row for each" if both else ""))
+
+
+def add_max_megapixels(p):
+    """The pixel limit of every image reader (data/limits.py), one default everywhere."""
+    p.add_argument("--max-megapixels", type=float, default=limits.DEFAULT_MEGAPIXELS, help=limits.HELP)
+
+
+def check_max_megapixels(opt, p):
+    if not opt.max_megapixels > 0:  # also refuses nan
+        p.error("--max-megapixels must be positive")
 
 
 def add_progress(p):
@@ -111,6 +122,7 @@ def test_parser():
                         "statistics in batches of the training batch size (the reference code's protocol, "
                         "behind the paper's figures); both: a row for each")
     add_weights(p, both=True)
+    add_max_megapixels(p)
     add_progress(p)
     return p
 
@@ -126,6 +138,7 @@ def parse_test_options(argv=None):
         p.error("--max-images must be positive")
     if opt.batch_size <= 0 or opt.acc_thresh <= 0:
         p.error("--batch-size and --acc-thresh must be positive")
+    check_max_megapixels(opt, p)
     return opt
 
 
@@ -144,6 +157,7 @@ def colorize_parser():
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
     add_mixed_precision(p)
     add_weights(p)
+    add_max_megapixels(p)
     add_progress(p)
     return p
 
@@ -163,4 +177,5 @@ def parse_colorize_options(argv=None):
     opt.checkpoint = shipped_model_unless(opt.checkpoint, p)
     if opt.size is not None and not 0 < opt.size <= MAX_COLORIZE_SIZE:
         p.error(f"--size must be between 1 and {MAX_COLORIZE_SIZE} pixels")
+    check_max_megapixels(opt, p)
     return opt

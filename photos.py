@@ -13,6 +13,7 @@ import tensorflow as tf
 from PIL import Image, ImageOps
 
 from data import color
+from data.limits import DEFAULT_MEGAPIXELS, pixel_problem
 from models.presets import downsampling_factor
 from photo_io import FileError  # noqa: F401 (callers catch photos.FileError)
 
@@ -144,11 +145,19 @@ def side_by_side(image, colorized):
     return canvas
 
 
-def read_image(path):
+def read_image(path, max_megapixels=DEFAULT_MEGAPIXELS, size=None):
+    """A file's image, turned the way its EXIF says, in a mode split_image reads; FileError where it
+    cannot be read or is over the pixel limit (data/limits.py: checked on the header, before any
+    pixel is decoded; `size`: the shorter side the network will see)."""
     try:
         with Image.open(path) as image:
+            problem = pixel_problem(*image.size, max_megapixels, size)
+            if problem:
+                raise FileError(problem)
             image = ImageOps.exif_transpose(image)  # a loaded copy, turned the right way up
             return image if image.mode in MODES else image.convert("RGB")
+    except FileError:
+        raise
     except Exception as e:  # Pillow raises many types on damaged files; all mean "cannot read"
         why = str(e).replace(f"'{path}'", "").replace(str(path), "").strip(" :")  # the line names it already
         raise FileError(f"cannot read it as an image ({type(e).__name__}{': ' + why if why else ''})") from None

@@ -42,8 +42,9 @@ from data.datasets import load_source
 from data.errors import DatasetError
 from data.pipeline import eval_batches
 from models import checkpoint as ckpt
-from models.colorization import load_for_inference
-from options import add_checkpoint, add_mixed_precision, add_weights, shipped_model_unless
+from models.inference import load_for_inference
+from data.limits import pixel_problem
+from options import add_checkpoint, add_max_megapixels, add_mixed_precision, add_weights, shipped_model_unless
 
 WEB = Path(__file__).resolve().parent / "web"  # the pages' templates and their static files
 TURING_FIELDS = ("session", "index", "truth", "answer", "seconds", "time")
@@ -65,7 +66,7 @@ def parse_options(argv=None):
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--max-megabytes", type=float, default=25.0, help="largest upload accepted")
-    p.add_argument("--max-megapixels", type=float, default=50.0, help="largest image accepted")
+    add_max_megapixels(p)
     p.add_argument("--turing-images", type=int, default=40, help="images in the Turing test (half colorized)")
     p.add_argument("--seed", type=int, default=0, help="seed of the Turing test's images and order")
     p.add_argument("--dataset-path", help="the Turing test's dataset, where it is not where the model was trained "
@@ -115,10 +116,11 @@ class Colorizer:
                 width, height = probe.size
         except Exception:  # Pillow raises many types; all mean "not an image it can read"
             raise BadUpload(400, f"{name} is not an image (JPEG, PNG, BMP, TIFF, WebP...)") from None
-        if width * height > self.max_pixels:
-            raise BadUpload(413, f"{name} is {width}x{height}, over the limit of {self.max_pixels / 1e6:g} megapixels")
+        problem = pixel_problem(width, height, self.max_pixels / 1e6, self.size)
+        if problem:
+            raise BadUpload(413, f"{name} {problem}")
         try:
-            image = photos.read_image(io.BytesIO(data))
+            image = photos.read_image(io.BytesIO(data), self.max_pixels / 1e6, self.size)
         except photos.FileError as e:
             raise BadUpload(400, f"{name}: {e}") from None
         with self.lock:

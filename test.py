@@ -25,7 +25,7 @@ from data.image_files import find_images, keep_readable
 from data.errors import DatasetError
 from data.pipeline import file_source, fixed_sample
 from models import checkpoint as ckpt
-from models.colorization import load_for_inference
+from models.inference import load_for_inference
 from util import atomic
 
 ROOT = Path(__file__).resolve().parent
@@ -113,10 +113,11 @@ def evaluate_checkpoints(opt):
     dataset_path = opt.dataset_path or stored_dataset_path(first, paths[0])
     dataset = opt.dataset or first["dataset"]
     if opt.dataset == "folder":
-        source = photo_source(dataset_path, first["image_size"])
+        source = photo_source(dataset_path, first["image_size"], opt.max_megapixels)
     else:
         source = load_source(dataset, dataset_path, "test", first["image_size"],
-                             test_fraction=None if opt.dataset else first.get("test_fraction"))
+                             test_fraction=None if opt.dataset else first.get("test_fraction"),
+                             max_megapixels=opt.max_megapixels)
     if len(source) == 0:
         raise DatasetError(f"no test images in {dataset_path}")
     limit = opt.max_images
@@ -152,8 +153,9 @@ def evaluate_checkpoints(opt):
 def full_resolution_rows(opt, paths, loaded, photo_paths, first):
     """The table again with each photo colorized at its full resolution (colorize.py's path)."""
     print("Scoring the same photos at full resolution, as colorize.py writes them")
+    photo_paths = evaluation.full_resolution_photos(photo_paths, first["image_size"], opt.max_megapixels)
     score = functools.partial(evaluation.evaluate_photos, paths=photo_paths, size=first["image_size"],
-                              progress=opt.progress, acc_thresh=opt.acc_thresh)
+                              progress=opt.progress, acc_thresh=opt.acc_thresh, max_megapixels=opt.max_megapixels)
     rows = [row(first, "no colour (a* = b* = 0)", score(None))]
     for (model, options, state), path in zip(loaded, paths):
         if opt.bn_statistics == "batch":  # one photo at a time: the moving statistics
@@ -165,14 +167,14 @@ def full_resolution_rows(opt, paths, loaded, photo_paths, first):
     return rows
 
 
-def photo_source(folder, image_size):
+def photo_source(folder, image_size, max_megapixels):
     """Every readable image under `folder` (any depth), grey ones dropped: your own test photos."""
     if not Path(folder).is_dir():
         raise DatasetError(f"photo folder {folder} not found")
     paths, _ = keep_readable(find_images(folder))
     if not paths:
         raise DatasetError(f"no images in {folder}")
-    return file_source(paths, image_size, drop_grayscale=True)
+    return file_source(paths, image_size, drop_grayscale=True, max_megapixels=max_megapixels)
 
 
 def stored_dataset_path(options, checkpoint):

@@ -47,8 +47,9 @@ from data.datasets import load_source
 from data.errors import DatasetError
 from data.pipeline import distributed_train_batches, fixed_sample, train_batches
 from models import checkpoint as ckpt
-from models.colorization import (EMA_GROUP, ColorizationModel, architecture, describe_difference, ema_view,
-                                 generator_group)
+from models.checkpoint import EMA_GROUP
+from models.colorization import ColorizationModel, architecture, describe_difference
+from models.inference import ema_view, generator_group
 from training_log import EVAL_SCORES, TrainingLog
 from util import atomic
 from util.runlock import LOCK_NAME, RunInUse, RunLock
@@ -178,7 +179,7 @@ def warm_start(model, opt):
     group = generator_group(path)  # its weight average (--g-ema) where it has one, as inference takes it
     ckpt.restore_variables(path, {group: model.generator.variables})
     if model.generator_ema is not None:
-        model.reset_ema()
+        model.weight_average.reset()
     opt.init_generator = str(path.resolve())
     seconds = state.get("seconds", 0.0)
     which = ", its weight average" if group == EMA_GROUP else ""
@@ -226,9 +227,9 @@ def _train(opt, strategy, run, watchdog):
     if latest:
         check_resumable(latest, opt)
     train_source = load_source(opt.dataset, opt.dataset_path, "train", opt.image_size, download=True,
-                               test_fraction=opt.test_fraction)
+                               test_fraction=opt.test_fraction, max_megapixels=opt.max_megapixels)
     test_source = load_source(opt.dataset, opt.dataset_path, "test", opt.image_size,
-                              test_fraction=opt.test_fraction)
+                              test_fraction=opt.test_fraction, max_megapixels=opt.max_megapixels)
     if train_source.dropped:
         print(f"dropped {train_source.dropped} grayscale images of {len(train_source) + train_source.dropped} "
               f"(as the reference does)", file=sys.stderr)

@@ -4,34 +4,38 @@ from pathlib import Path
 
 from data import cifar10, folder, places365
 from data.errors import DatasetError
+from data.limits import DEFAULT_MEGAPIXELS
 
 
-def _cifar10(path, split, image_size, download=False, test_fraction=None):
+def _cifar10(path, split, image_size, download=False, test_fraction=None, max_megapixels=None):
     # Grayscale images are dropped from training only: the test split stays whole, as in the
     # reference figures (no colour: 24.63 %, MAE 12.40 over all 10,000 test images).
     from data.pipeline import array_source
     return array_source(cifar10.load_cifar10(path, split, download), drop_grayscale=split == "train")
 
 
-def _places365(path, split, image_size, download=False, test_fraction=None):
+def _places365(path, split, image_size, download=False, test_fraction=None, max_megapixels=DEFAULT_MEGAPIXELS):
     from data.pipeline import file_source
-    return file_source(places365.list_places365(path, split), image_size, split == "train")
+    return file_source(places365.list_places365(path, split), image_size, split == "train", max_megapixels)
 
 
-def _folder(path, split, image_size, download=False, test_fraction=None):
+def _folder(path, split, image_size, download=False, test_fraction=None, max_megapixels=DEFAULT_MEGAPIXELS):
     from data.pipeline import file_source
     fraction = folder.DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
-    return file_source(folder.list_folder(path, split, fraction), image_size, split == "train")
+    return file_source(folder.list_folder(path, split, fraction), image_size, split == "train", max_megapixels)
 
 
 DATASETS = {"cifar10": _cifar10, "places365": _places365, "folder": _folder}
 
 
-def load_source(dataset, path, split, image_size, download=False, test_fraction=None):
+def load_source(dataset, path, split, image_size, download=False, test_fraction=None,
+                max_megapixels=DEFAULT_MEGAPIXELS):
     """download: CIFAR-10 only, fetched when absent (train.py; test.py never downloads).
-    test_fraction: folders without test/ only, the share held out for testing (default 0.1)."""
+    test_fraction: folders without test/ only, the share held out for testing (default 0.1).
+    max_megapixels: image files only, the pixel limit (data/limits.py)."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(DATASETS)}")
     if Path(path).exists() and not Path(path).is_dir() and not (dataset == "cifar10" and Path(path).name == cifar10.ARCHIVE):
         raise DatasetError(f"dataset path {path} is a file, not a folder")
-    return DATASETS[dataset](path, split, image_size, download=download, test_fraction=test_fraction)
+    return DATASETS[dataset](path, split, image_size, download=download, test_fraction=test_fraction,
+                             max_megapixels=max_megapixels)

@@ -31,14 +31,16 @@ def list_folder(root, split="train", test_fraction=DEFAULT_TEST_FRACTION) -> lis
         raise DatasetError(f"image folder {root} not found: create it and put images "
                            f"({_EXTENSIONS}) in it, or in its train/ and test/ subfolders")
     if (root / "train").is_dir():
-        return _readable_images(_split_subfolder(root, split))
-    images = _readable_images(root)
+        folder = _split_subfolder(root, split)
+        return _readable_images(find_images(folder), folder)
+    # Split by name, then check each split's own files: a bad file is named once, by its split.
+    images = find_images(root)
     train, test = _hash_split(images, root, test_fraction)
     if split == "test" and not test:
         raise DatasetError(f"no test images in {root} ({len(images)} images, test_fraction "
                            f"{test_fraction}): add images, or put test images in {root / 'test'} "
                            f"and the rest in {root / 'train'}")
-    return train if split == "train" else test
+    return _readable_images(train if split == "train" else test, root, split)
 
 
 def _split_subfolder(root: Path, split: str) -> Path:
@@ -50,13 +52,14 @@ def _split_subfolder(root: Path, split: str) -> Path:
                        f"{root / 'test'}")
 
 
-def _readable_images(folder: Path) -> list[str]:
-    paths, n_bad = keep_readable(find_images(folder))
+def _readable_images(found, folder: Path, split=None) -> list[str]:
+    paths, n_bad = keep_readable(found)
+    which = f" of its {split} split" if split else ""
     if n_bad:
-        log.warning("skipped %d of %d files in %s that are not images", n_bad, n_bad + len(paths),
+        log.warning("skipped %d of %d files%s in %s that are not images", n_bad, n_bad + len(paths), which,
                     folder)
     if not paths:
-        raise DatasetError(f"no images in {folder}: put image files ({_EXTENSIONS}, any case) "
+        raise DatasetError(f"no images{which} in {folder}: put image files ({_EXTENSIONS}, any case) "
                            "there, in any subfolders")
     return paths
 

@@ -6,13 +6,16 @@ each batch carries `position`, how far into that permutation it reaches; a check
 a resumed run continues with exactly the images an uninterrupted run would have seen next.
 """
 import logging
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from data import color
 from data.errors import DatasetError
+from data.limits import DEFAULT_MEGAPIXELS, header_problem, pixel_problem
 
 log = logging.getLogger(__name__)
 AUTOTUNE = tf.data.AUTOTUNE
@@ -31,6 +34,7 @@ class ImageSource:
     drop_grayscale: bool = True  # files only: decided as they are decoded
     dropped: int = 0  # arrays: grayscale images dropped when the source was made
     skipped: set = field(default_factory=set, repr=False, compare=False)  # files: undecodable, named once
+    max_megapixels: float = DEFAULT_MEGAPIXELS  # files: larger ones are skipped undecoded (data/limits.py)
 
     def __len__(self):
         return len(self.images) if self.images is not None else len(self.paths)
@@ -39,7 +43,7 @@ class ImageSource:
         if self.images is not None:
             return ImageSource(images=self.images[indices])
         return ImageSource(paths=self.paths[indices], image_size=self.image_size, skipped=self.skipped,
-                           drop_grayscale=self.drop_grayscale)
+                           drop_grayscale=self.drop_grayscale, max_megapixels=self.max_megapixels)
 
 
 def array_source(images, drop_grayscale=True):
@@ -48,9 +52,9 @@ def array_source(images, drop_grayscale=True):
     return ImageSource(images=images[~grey], dropped=int(grey.sum()))
 
 
-def file_source(paths, image_size, drop_grayscale=True):
+def file_source(paths, image_size, drop_grayscale=True, max_megapixels=DEFAULT_MEGAPIXELS):
     return ImageSource(paths=np.asarray(paths, dtype=object).astype(str), image_size=image_size,
-                       drop_grayscale=drop_grayscale)
+                       drop_grayscale=drop_grayscale, max_megapixels=max_megapixels)
 
 
 def epoch_permutation(n, seed, epoch):
@@ -140,8 +144,9 @@ def fixed_sample(source, size, seed):
 
 def _decoded_files(source, keys, indices):
     """(key, uint8 image) of the files source.paths[indices], in order, with `keys` (arrays, one
-    entry per index) beside them. A file that does not decode (truncated, corrupt inside) is skipped
-    with a warning that names it, once per source; grayscale files are dropped when the source says so.
+    entry per index) beside them. A file that does not decode (truncated, corrupt inside) or is over
+    the pixel limit (data/limits.py) is skipped with a warning that names it and why, once per
+    source; grayscale files are dropped when the source says so.
     """
     n = len(indices)
     paths = source.paths[indices]
@@ -152,14 +157,15 @@ def _decoded_files(source, keys, indices):
     blank = tf.zeros([source.image_size, source.image_size, 3], tf.uint8)
 
     def decode(i):  # i == n is a sentinel: it shows files skipped at the very end
-        return i, tf.cond(i < n, lambda: load_image(path_table[tf.minimum(i, n - 1)], source.image_size),
-                          lambda: blank)
+        return i, tf.cond(i < n, lambda: load_image(path_table[tf.minimum(i, n - 1)], source.image_size,
+                                                     source.max_megapixels), lambda: blank)
 
     def report(first, end):  # Python, between two decoded files: the ones in between were skipped
         for path in paths[int(first):int(end)]:
             if path not in source.skipped:
                 source.skipped.add(path)
-                log.warning("skipping %s: not decodable (truncated or corrupt)", path)
+                why = header_problem(path, source.max_megapixels, source.image_size)
+                log.warning("skipping %s: %s", path, why or "not decodable (truncated or corrupt)")
         return np.int64(0)
 
     def name_skipped(expected, element):
@@ -179,9 +185,43 @@ def _decoded_files(source, keys, indices):
                   num_parallel_calls=AUTOTUNE)
 
 
-def load_image(path, image_size):
-    """Reads and decodes an image file to uint8 RGB, resized (shorter side) and centre-cropped."""
-    rgb = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+# How load_image reads a file, decided from its header by Pillow (no pixels decoded): TensorFlow's
+# decoder; Pillow's, for a kind TensorFlow cannot read (animated WebP: its decoder refuses RGB
+# frames, and aborts the process when asked for their own channels); or not at all (over the
+# pixel limit).
+BY_TENSORFLOW, BY_PILLOW, REFUSED = 0, 1, 2
+
+
+def decoder_for(path, max_megapixels, image_size):
+    try:
+        with Image.open(path) as image:
+            if pixel_problem(*image.size, max_megapixels, image_size):
+                return REFUSED
+            return BY_PILLOW if image.format == "WEBP" and getattr(image, "is_animated", False) else BY_TENSORFLOW
+    except Exception:  # Pillow raises many types; TensorFlow's decoder then fails, and the file is named
+        return BY_TENSORFLOW
+
+
+def _pillow_rgb(path):
+    with Image.open(os.fsdecode(path.numpy())) as image:
+        return np.asarray(image.convert("RGB"))  # the first frame
+
+
+def load_image(path, image_size, max_megapixels=DEFAULT_MEGAPIXELS):
+    """Reads and decodes an image file to uint8 RGB, resized (shorter side) and centre-cropped; an
+    error, before anything is decoded, where its header is over the pixel limit."""
+    decoder = tf.py_function(lambda p: decoder_for(os.fsdecode(p.numpy()), max_megapixels, image_size),
+                             [path], tf.int32)
+    with tf.control_dependencies([tf.debugging.Assert(decoder != REFUSED, ["over the pixel limit:", path])]):
+        data = tf.io.read_file(path)
+
+    def by_pillow():
+        rgb = tf.py_function(_pillow_rgb, [path], tf.uint8)
+        rgb.set_shape([None, None, 3])
+        return rgb
+
+    rgb = tf.cond(decoder == BY_PILLOW, by_pillow,
+                  lambda: tf.io.decode_image(data, channels=3, expand_animations=False))
     return resize_and_crop(rgb, image_size)
 
 

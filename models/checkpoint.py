@@ -22,6 +22,7 @@ FORMAT = "colorgan-checkpoint"
 VERSION = 1
 _NAME = re.compile(r"^step_(\d+)\.h5$")
 DAMAGED_SUFFIX = ".damaged"
+EMA_GROUP = "generator_ema"  # the group of the generator's weight average (train.py --g-ema)
 # Bounds of a checkpoint's architecture, checked before anything is built from it: a crafted
 # file must not make the loader allocate terabytes (Places365's U-Net is 8 layers of <= 512).
 MAX_LAYERS, MAX_FILTERS, MAX_IMAGE_SIZE = 16, 4096, 16384

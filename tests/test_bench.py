@@ -3,7 +3,6 @@ import subprocess
 import sys
 
 import pytest
-import tensorflow as tf
 
 from tests.conftest import ROOT, SHARED
 
@@ -40,39 +39,56 @@ def test_bench_quick_runs_and_writes_well_formed_json(tmp_path):
 
 
 
-def graph_gflops(model, shapes):
-    """FLOPs of a model's convolutions as TensorFlow's own op statistics count them."""
-    from tensorflow.python.framework import ops
-    function = tf.function(lambda *x: model(list(x) if len(x) > 1 else x[0], training=False))
-    graph = function.get_concrete_function(*[tf.TensorSpec(s, tf.float32) for s in shapes]).graph
-    return sum(ops.get_stats_for_node_def(graph, op.node_def, "flops").value for op in graph.get_operations()
-               if op.type in ("Conv2D", "Conv2DBackpropInput")) / 1e9
+def hand_counted_unet_gflops(encoder, size):
+    """Multiply-adds x 2 of one U-Net forward pass (models/generator.py), counted by hand: 4x4
+    convolutions down, 4x4 stride-2 transposed convolutions up (each output pixel sees 2x2 of the
+    taps), a 1x1 head to two channels."""
+    macs, channels, skips = 0, 1, []
+    for filters, stride in encoder:
+        size //= stride
+        macs += size * size * 16 * channels * filters
+        channels = filters
+        skips.append(filters)
+    for filters, skip in zip([f for f, _ in encoder[:-1]][::-1], skips[-2::-1]):
+        size *= 2
+        macs += size * size * 4 * channels * filters
+        channels = filters + skip
+    macs += size * size * channels * 2
+    return 2 * macs / 1e9
+
+
+def test_the_graph_count_of_one_convolution_and_one_transposed_convolution_is_exact():
+    import keras
+    import bench
+    down = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 4, 2, padding="same")])
+    up = keras.Sequential([keras.Input((8, 8, 8)), keras.layers.Conv2DTranspose(4, 4, 2, padding="same")])
+    assert bench.graph_gflops(down, [(1, 16, 16, 3)]) * 1e9 == 2 * (8 * 8) * (4 * 4 * 3) * 8
+    assert bench.graph_gflops(up, [(1, 8, 8, 8)]) * 1e9 == 2 * (8 * 8) * (4 * 4 * 8) * 4
 
 
 @pytest.mark.parametrize("preset", ["cifar10", "places365"])
 def test_the_step_flops_bench_reports_against_are_those_of_the_networks(preset):
-    # The share of the peak is only as right as the FLOP count: count the plain Keras networks'
-    # convolutions with TensorFlow's statistics and compare.
+    # The share of the peak is only as right as the FLOP count: the count from the built networks
+    # against one by hand, and the step's multiples of G and D (bench.step_gflops' docstring).
     import bench
-    from models.lowmem.discriminator import build_discriminator
     from models.presets import PRESETS
-    from models.generator import build_generator as plain_keras_generator
     size = bench.PRESET_SHAPES[preset][0]
-    g = graph_gflops(plain_keras_generator(PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"]),
-                     [(1, size, size, 1)])
-    d = graph_gflops(build_discriminator(), [(1, size, size, 1), (1, size, size, 2)])
+    g = bench.generator_gflops(bench.preset_config(preset, "unet"))
+    assert g == pytest.approx(hand_counted_unet_gflops(PRESETS[preset]["encoder"], size), rel=1e-9)
+    d = (bench.step_gflops(bench.preset_config(preset, "gan")) - 7 * g) / 10
     assert g > 0.5 and d > 0.1
-    assert bench.step_gflops(preset, "unet") == pytest.approx(3 * g, rel=1e-9)
-    assert bench.step_gflops(preset, "gan") == pytest.approx(7 * g + 10 * d, rel=1e-9)
+    assert bench.step_gflops(bench.preset_config(preset, "unet")) == pytest.approx(3 * g, rel=1e-9)
 
 
-def test_the_photo_steps_flops_are_those_of_the_narrow_unet():
+def test_the_photo_steps_flops_are_those_of_the_narrow_unet_the_checkpoint_names():
     import bench
-    from models.generator import build_narrow_generator
+    from models.colorization import architecture
     from models.presets import folder_preset, narrow
     preset = folder_preset(128)
-    g = graph_gflops(build_narrow_generator(preset["encoder"], preset["dropout_layers"]), [(1, 128, 128, 1)])
-    assert g > 0.1 and bench.generator_gflops(narrow(preset["encoder"]), 128) == pytest.approx(g, rel=1e-9)
+    config = architecture("unet", preset["encoder"], preset["dropout_layers"], 128, generator="unet-narrow")
+    g = bench.generator_gflops(config)  # the registry's unet-narrow halves the encoder it is given
+    assert g == pytest.approx(hand_counted_unet_gflops(narrow(preset["encoder"]), 128), rel=1e-9)
+    assert g < 0.3 * bench.generator_gflops({**config, "generator": "unet"})
 
 
 @pytest.mark.slow

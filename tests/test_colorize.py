@@ -13,7 +13,8 @@ import colorize
 import photo_io
 import photos
 from data import color
-from models.colorization import ColorizationModel, architecture, load_for_inference
+from models.colorization import ColorizationModel, architecture
+from models.inference import load_for_inference
 from models.presets import PRESETS
 from tests.helpers import tiny_checkpoint
 

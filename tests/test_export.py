@@ -13,7 +13,7 @@ import evaluation
 from config import TrainingConfig
 import export
 from data import color
-from models.colorization import load_for_inference
+from models.inference import load_for_inference
 from models.generator import build_generator as plain_generator, plain_generator_from
 from models.lowmem.generator import build_generator
 from tests.helpers import TINY_ENCODER, random_batch, tiny_checkpoint

@@ -6,7 +6,8 @@ import tensorflow as tf
 from data import color
 from config import TrainingConfig
 from models import checkpoint as ckpt
-from models.colorization import ColorizationModel, architecture, load_for_inference
+from models.colorization import ColorizationModel, architecture
+from models.inference import load_for_inference
 from models.lowmem.discriminator import build_discriminator
 from models.lowmem.generator import build_generator
 from models.presets import PRESETS, folder_preset

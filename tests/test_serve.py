@@ -82,7 +82,7 @@ def test_an_upload_comes_back_with_colorize_py_s_bytes_and_bad_ones_get_a_messag
              ("big.png", bytes(1_200_000), 413, "over the limit of 1 MB")]
     big = io.BytesIO()
     Image.new("L", (1000, 1000)).save(big, "PNG")  # a few kB, a megapixel: over --max-megapixels 0.25
-    cases.append(("bomb.png", big.getvalue(), 413, "over the limit of 0.25 megapixels"))
+    cases.append(("bomb.png", big.getvalue(), 413, "over the limit of 0.25 (--max-megapixels)"))
     for name, data, status, message in cases:
         response = post(url, name, data)
         assert response.status_code == status and message in response.json()["detail"], (name, response.text)

@@ -9,7 +9,8 @@ import pytest
 
 import options
 import test as test_script
-from models.colorization import EMA_GROUP, ema_view, load_for_inference
+from models.checkpoint import EMA_GROUP
+from models.inference import ema_view, load_for_inference
 from tests.helpers import image_folder, random_batch, tiny_model
 
 def trained(kind, g_ema, steps, L=None, ab=None):
@@ -36,13 +37,13 @@ def test_the_average_follows_its_formula_after_every_step():
         model.train_step(L, ab)
         history.append(floats(model.generator.variables))
         decay = min(0.5, (1 + n) / (10 + n))  # 0.1, 0.18, 0.25: warmed up, below the cap of 0.5
-        assert float(model.ema_decay(n)) == pytest.approx(decay)
+        assert float(model.weight_average.decay_at(n)) == pytest.approx(decay)
         average = [decay * a + (1 - decay) * w for a, w in zip(average, history[-1])]
         got = floats(model.generator_ema.variables)
         for a, want in zip(got, average):
             np.testing.assert_allclose(a, want, rtol=1e-5, atol=1e-7)
-    assert int(model.ema_updates.numpy()) == 3
-    assert float(model.ema_decay(1000)) == 0.5  # the cap, once warmed up
+    assert int(model.weight_average.updates.numpy()) == 3
+    assert float(model.weight_average.decay_at(1000)) == 0.5  # the cap, once warmed up
     # The average is neither the first nor the last weights, and it includes BatchNorm's statistics.
     paths = [v.path for v in model.generator.variables if np.issubdtype(v.numpy().dtype, np.floating)]
     moving = [i for i, p in enumerate(paths) if p.endswith("moving_mean")]
@@ -72,7 +73,7 @@ def test_the_average_round_trips_through_a_checkpoint_and_a_resume_continues_it(
     again.restore(tmp_path / "a.h5")
     for a, b in zip(model.generator_ema.variables, again.generator_ema.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())  # bit for bit
-    assert int(again.ema_updates.numpy()) == 2
+    assert int(again.weight_average.updates.numpy()) == 2
     model.train_step(L, ab)
     again.train_step(L, ab)
     for a, b in zip(model.generator_ema.variables, again.generator_ema.variables):
@@ -87,7 +88,7 @@ def test_turning_the_average_on_when_resuming_starts_it_from_the_weights(tmp_pat
     averaged = tiny_model("unet", g_ema=0.99)
     averaged.restore(tmp_path / "plain.h5")
     assert "has no weight average" in capsys.readouterr().err
-    assert int(averaged.ema_updates.numpy()) == 0
+    assert int(averaged.weight_average.updates.numpy()) == 0
     for a, w in zip(averaged.generator_ema.variables, model.generator.variables):
         np.testing.assert_array_equal(a.numpy(), w.numpy())
     # And off again: the average in a checkpoint is ignored by a run without --g-ema.

@@ -1,0 +1,48 @@
+"""The pixel limit: what one image may cost to read.
+
+Every reader (train.py's and test.py's folders and Places365, colorize.py, the web page) looks at
+an image's header before decoding it and refuses an image of more than --max-megapixels pixels
+(default 50, the same in every script), or one whose network input would be over it (a long thin
+image, resized so that its shorter side is the model's size, is long as well). Such a file is
+named once with its size and skipped; the others carry on. 50 megapixels decode to 150 MB of RGB;
+colorize.py's full-resolution path holds about 20 bytes a pixel, so about 1 GB at the limit.
+
+No TensorFlow here: options.py reads the default.
+"""
+from PIL import Image
+
+# Pillow's own check (a warning over 89 megapixels, an error over 179) gives way to this one,
+# which every reader shares and a user can set.
+Image.MAX_IMAGE_PIXELS = None
+
+DEFAULT_MEGAPIXELS = 50.0
+HELP = (f"refuse images of more pixels than this, or whose network input would have more (a long thin "
+        f"image); each is named and skipped (default {DEFAULT_MEGAPIXELS:g})")
+
+
+def pixel_problem(width, height, max_megapixels=DEFAULT_MEGAPIXELS, size=None):
+    """Why an image of width x height may not be read (None: it may), for a network that sees
+    its shorter side at `size` pixels (None: the image only)."""
+    limit = max_megapixels * 1e6
+    if width <= 0 or height <= 0:
+        return f"has no pixels ({width}x{height})"
+    if width * height > limit:
+        return (f"is {width}x{height}, {width * height / 1e6:.0f} megapixels, over the limit of "
+                f"{max_megapixels:g} (--max-megapixels)")
+    if size:
+        scaled = size * size * max(width, height) / min(width, height)
+        if scaled > limit:
+            return (f"is {width}x{height}: with its shorter side at {size} pixels it would be "
+                    f"{scaled / 1e6:.0f} megapixels, over the limit of {max_megapixels:g} (--max-megapixels)")
+    return None
+
+
+def header_problem(path, max_megapixels=DEFAULT_MEGAPIXELS, size=None):
+    """pixel_problem from a file's header (no pixels decoded); a file Pillow cannot open is left
+    to the decoder, which names it."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception:  # Pillow raises many types for files it cannot read
+        return None
+    return pixel_problem(width, height, max_megapixels, size)

@@ -1,0 +1,144 @@
+"""Trained generators for inference: from a training checkpoint (the network and implementation
+it names, its weight average where it has one, either BatchNorm protocol) or from export.py's
+generator.keras (checked against the SHA-256 its export.json records). test.py, colorize.py,
+serve.py, export.py and figures.py load models here.
+"""
+import json
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from config import TrainingConfig
+from models import checkpoint as ckpt
+from models.checkpoint import EMA_GROUP
+from models.colorization import ColorizationModel
+from models.lowmem.normalization import set_inference_statistics
+from models.registry import DEFAULT_IMPLEMENTATION, GENERATORS
+
+
+def load_for_inference(path, mixed_precision=None, bn_statistics="moving", weights="ema"):
+    """A model restored from a checkpoint file or run folder, plus its (config, options, state);
+    or export.py's generator.keras (load_exported).
+
+    mixed_precision: None runs the generator in the precision it was trained in; True / False
+    choose 16-bit (bfloat16 on CPUs, float16 on GPUs) or float32 inference whatever the training
+    was: the variables are float32 either way, so only the generator's weights are read.
+    bn_statistics: "moving" (BatchNorm's moving averages) or "batch" (each batch's own statistics,
+    as the reference code evaluated; models/lowmem/normalization.py).
+    weights: "ema" takes the average of the generator's weights (train.py --g-ema) where the
+    checkpoint has one, "raw" the weights as trained; `model.weights_used` says which was read.
+    """
+    if weights not in ("ema", "raw"):
+        raise ValueError(f"weights must be 'ema' or 'raw', not {weights!r}")
+    path = ckpt.resolve_checkpoint(path)
+    if path.suffix == ".keras":
+        return load_exported(path, bn_statistics)
+    config, options, state = ckpt.read_metadata(path)
+    if mixed_precision is not None:
+        config = {**config, "mixed_precision": bool(mixed_precision)}
+    # The network and implementation the run trained (models/registry.py). Keras' own BatchNorm has
+    # no batch-statistics inference: that protocol takes the memory-saving layers where the network
+    # has them (the same variables).
+    implementation = options.get("implementation", DEFAULT_IMPLEMENTATION)
+    if bn_statistics == "batch" and "lowmem" in GENERATORS.get(config.get("generator", "unet"), {}):
+        implementation = "lowmem"
+    model = ColorizationModel(config, TrainingConfig(implementation=implementation))
+    group = generator_group(path, weights)
+    ckpt.restore_variables(path, {group: model.generator.variables})
+    model.weights_used = "ema" if group == EMA_GROUP else "raw"
+    model.step.assign(state["step"])
+    try:
+        set_inference_statistics(model.generator, bn_statistics)
+    except ValueError as e:
+        raise ckpt.CheckpointError(f"{path}: the {config.get('generator', 'unet')} generator: {e}") from None
+    return model, options, state
+
+
+class GeneratorOnly:
+    """A generator alone where inference expects a model: `predict_ab`, the `config` keys inference
+    reads and `weights_used`. The weight average of a training run (`ema_view`), or an export."""
+
+    def __init__(self, generator, config, weights_used="raw"):
+        self.generator, self.config, self.weights_used = generator, config, weights_used
+        self._predict = tf.function(lambda L: tf.cast(generator(L, training=False), tf.float32),
+                                    input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
+
+    def predict_ab(self, L):
+        return self._predict(tf.convert_to_tensor(L, tf.float32))
+
+
+def generator_group(path, weights="ema"):
+    """The checkpoint group to read a generator from: the weight average (--g-ema) where `weights`
+    is "ema" and the checkpoint has one, else the trained weights."""
+    return EMA_GROUP if weights == "ema" and EMA_GROUP in ckpt.group_names(path) else "generator"
+
+
+def ema_view(model):
+    """The weight average (--g-ema) of a training model, for evaluation; made once per model, so
+    that its prediction function is traced once, not at every evaluation."""
+    if getattr(model, "_ema_view", None) is None:
+        model._ema_view = GeneratorOnly(model.generator_ema, model.config, "ema")
+    return model._ema_view
+
+
+class ExportedGenerator(GeneratorOnly):
+    """export.py's generator.keras: the config keys inference reads (image_size; encoder, for the
+    sizes the network takes)."""
+
+    def __init__(self, generator, image_size, weights_used="raw"):
+        # The strided convolutions fix the sizes the network takes (models/presets.py).
+        strided = [(layer.filters, layer.strides[0]) for layer in generator._flatten_layers(include_self=False)
+                   if type(layer) is keras.layers.Conv2D]
+        super().__init__(generator, {"model": "exported", "encoder": strided, "image_size": image_size},
+                         weights_used)
+
+
+def load_exported(path, bn_statistics="moving", check_digest=True):
+    """(model, options, state) of export.py's generator.keras: BatchNorm's moving statistics, run in
+    float32 (float16 weights, export.py --float16, are widened on loading). The run's options and
+    state come from the export.json beside it (export.py writes both), which also holds the file's
+    SHA-256: a file that does not match it is refused. Without an export.json only colorize.py
+    works, and it needs --size."""
+    if bn_statistics != "moving":
+        raise ckpt.CheckpointError(f"{path}: an exported generator has BatchNorm's moving statistics only; "
+                                   f"--bn-statistics batch needs a training checkpoint (step_*.h5)")
+    meta_path = Path(path).with_name("export.json")
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    except (OSError, ValueError) as e:
+        raise ckpt.CheckpointError(f"{meta_path} is unreadable ({e})") from None
+    digest = ((meta.get("formats") or {}).get("keras") or {}).get("sha256") if isinstance(meta, dict) else None
+    if check_digest and digest and ckpt.sha256(path) != digest:
+        raise ckpt.CheckpointError(f"{path} is damaged or was replaced: its SHA-256 is not the one {meta_path.name} "
+                                   f"records (restore it, e.g. git checkout -- {Path(path).name})")
+    try:
+        generator = keras.models.load_model(path, compile=False)  # safe mode: no code is deserialised
+    except Exception as e:  # Keras raises many kinds for a bad file
+        raise ckpt.CheckpointError(f"{path} is not a Keras model ({type(e).__name__}: "
+                                   f"{str(e).strip().splitlines()[0] if str(e).strip() else 'unreadable'})") from None
+    shapes = (tuple(generator.inputs[0].shape) if len(generator.inputs) == 1 else None,
+              tuple(generator.outputs[0].shape) if len(generator.outputs) == 1 else None)
+    if shapes[0] is None or shapes[1] is None or shapes[0][-1] != 1 or shapes[1][-1] != 2:
+        raise ckpt.CheckpointError(f"{path} is not a colorization generator (L in, a*b* out): its inputs and "
+                                   f"outputs are {shapes}")
+    generator = in_float32(generator)
+    options = meta.get("options") or {}
+    state = meta.get("state") or {"step": meta.get("step", 0), "epoch": 0}
+    model = ExportedGenerator(generator, options.get("image_size") or meta.get("image_size"),
+                              meta.get("weights", "raw"))
+    return model, options, state
+
+
+def in_float32(model):
+    """The same Keras model computing in float32 (a copy, where any layer is in another dtype)."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+
+    def widened(layer):
+        return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+    copy = keras.models.clone_model(model, clone_function=widened)
+    for a, b in zip(model.variables, copy.variables):
+        b.assign(keras.ops.cast(a, b.dtype))
+    return copy
