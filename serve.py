@@ -50,6 +50,7 @@ WEB = Path(__file__).resolve().parent / "web"  # the pages' templates and their 
 TURING_FIELDS = ("session", "index", "truth", "answer", "seconds", "time")
 SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}")  # a name a spreadsheet shows as text
 MAX_SECONDS = 24 * 3600.0  # an answer's time on the page; longer is a clock gone wrong
+MAX_TURING_ROWS = 100_000  # turing.csv: each answer re-reads it; any session name can add rows
 
 
 def check_session(session):
@@ -193,6 +194,9 @@ class TuringTest:
                 fcntl.flock(f, fcntl.LOCK_EX)
                 f.seek(0)
                 rows = list(csv.DictReader(f))
+                if len(rows) >= MAX_TURING_ROWS:
+                    raise BadUpload(507, f"{self.csv.name} holds {len(rows):,} answers, its limit: move it away "
+                                         f"to start a new record; this answer was not counted")
                 if not any(r.get("session") == session and r.get("index") == str(index) for r in rows):
                     writer = csv.DictWriter(f, TURING_FIELDS)
                     if f.tell() == 0:
@@ -226,9 +230,13 @@ def create_app(checkpoint, max_bytes=25e6, max_pixels=50e6, turing_images=40, se
     @app.middleware("http")
     async def refuse_large_bodies(request, call_next):  # before the body is read at all
         length = request.headers.get("content-length", "")
-        if request.url.path == "/api/colorize" and length.isdigit() and int(length) > max_bytes + 1e6:
+        if request.method == "POST" and not length.isdigit():  # a chunked body could be any size
+            return JSONResponse({"detail": "an upload must say its length (Content-Length)"}, status_code=411)
+        if request.url.path == "/api/colorize" and int(length) > max_bytes + 1e6:
             return JSONResponse({"detail": f"the upload is {int(length) / 1e6:.1f} MB, over the limit of "
                                            f"{max_bytes / 1e6:g} MB"}, status_code=413)
+        if request.url.path.startswith("/api/turing/") and int(length) > 10_000:  # an answer is a few fields
+            return JSONResponse({"detail": "an answer is a few short fields"}, status_code=413)
         return await call_next(request)
 
     @app.exception_handler(BadUpload)

@@ -95,6 +95,64 @@ def rss_megabytes(pid):
         return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
 
 
+def raw(url, request, timeout=20):
+    """The first line of the server's answer to raw request bytes ('' if it closed without one)."""
+    import socket
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(request)
+        try:
+            return s.makefile("rb").readline().decode(errors="replace").strip()
+        except (ConnectionError, TimeoutError):
+            return ""
+
+
+@pytest.mark.slow
+def test_the_server_keeps_answering_through_slow_uploads_huge_requests_and_a_flood_of_answers(server, checkpoint,
+                                                                                                tmp_path):
+    import socket
+
+    import httpx
+    url, process = server
+    host, port = url.removeprefix("http://").split(":")
+    photo = png_file(tmp_path / "photo.png").read_bytes()
+    post(url, "warm.png", photo)
+    before = rss_megabytes(process.pid)
+    # 50 uploads that send their headers and then trickle their bodies.
+    head = (b"POST /api/colorize HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 500000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; "
+            b"filename=\"slow.png\"\r\n\r\n")
+    slow = [socket.create_connection((host, int(port)), timeout=20) for _ in range(50)]
+    for s in slow:
+        s.sendall(head + bytes(1000))
+    started = time.time()
+    assert httpx.get(url + "/", timeout=20).status_code == 200 and time.time() - started < 5  # the page answers
+    assert post(url, "photo.png", photo).status_code == 200  # and so does a real upload
+    for s in slow:
+        s.sendall(bytes(1000))
+        s.close()
+    # Oversized headers, a huge declared body, a body of unknown length, an oversized answer.
+    assert raw(url, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 200_000 + b"\r\n\r\n")[9:12] in ("400", "431", "")
+    assert raw(url, b"POST /api/colorize HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000000\r\n\r\n")[9:12] == "413"
+    assert raw(url, b"POST /api/colorize HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    b"5\r\nhello\r\n")[9:12] == "411"
+    assert httpx.post(url + "/api/turing/flood", data={"index": "0", "answer": "real", "x": "y" * 20_000},
+                      timeout=20).status_code == 413
+    # A flood of Turing answers: 300 from 30 threads, each image of 10 sessions three times.
+    def answer(i):
+        return httpx.post(url + f"/api/turing/flood-{i % 10}", data={"index": str(i // 10 % 10), "answer": "real",
+                                                                     "seconds": "1.5"}, timeout=60).status_code
+    with concurrent.futures.ThreadPoolExecutor(30) as pool:
+        statuses = list(pool.map(answer, range(300)))
+    assert statuses == [200] * 300
+    with open(checkpoint.parent / "turing.csv", newline="") as f:
+        flood = [(r["session"], r["index"]) for r in csv.DictReader(f) if r["session"].startswith("flood-")]
+    assert sorted(flood) == sorted({(f"flood-{s}", str(i)) for s in range(10) for i in range(10)})  # each once
+    assert httpx.get(url + "/", timeout=20).status_code == 200
+    time.sleep(1)
+    assert rss_megabytes(process.pid) < before + 150, (before, rss_megabytes(process.pid))
+
+
 @pytest.mark.slow
 def test_twenty_concurrent_uploads_all_answer_and_memory_returns(server, tmp_path):
     url, process = server
@@ -149,6 +207,17 @@ def test_a_turing_answer_with_absurd_seconds_is_refused(tmp_path, seconds):
     with pytest.raises(serve.BadUpload) as e:
         turing_on(tmp_path).answer("alice", 0, "real", seconds)
     assert e.value.status == 400 and "seconds" in str(e.value)
+
+
+def test_a_full_turing_record_refuses_new_answers_with_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setattr(serve, "MAX_TURING_ROWS", 3)  # any session name adds rows: the file is bounded
+    test = turing_on(tmp_path)
+    for index in range(3):
+        test.answer("alice", index, "real", 1.0)
+    with pytest.raises(serve.BadUpload) as e:
+        test.answer("bob", 0, "real", 1.0)
+    assert e.value.status == 507 and "holds 3 answers, its limit: move it away" in str(e.value)
+    assert len(test.answers("alice")) == 3 and test.answers("bob") == []
 
 
 def test_an_answer_that_cannot_be_written_is_a_clear_error_not_a_lost_answer(tmp_path):
