@@ -266,7 +266,11 @@ def _train(opt, strategy, run, watchdog):
     step = int(model.step.numpy())
     epoch, position = state["epoch"], state["position"]
 
-    def save():
+    clock, evaluated, pending = TrainingClock(state.get("seconds", 0.0)), set(), []
+    warm = {"init_seconds": state["init_seconds"]} if "init_seconds" in state else {}  # --init-generator
+    over_budget = (lambda: clock.seconds() >= 3600 * opt.max_hours) if opt.max_hours else (lambda: False)
+
+    def save():  # the state of the loop below, as it stands
         check_finite(pending, step)  # never a checkpoint of diverged weights, and no pruning
         if not model.all_finite():
             raise TrainingDiverged(f"training diverged by step {step} (non-finite weights); the last "
@@ -284,9 +288,6 @@ def _train(opt, strategy, run, watchdog):
         clock.pause(evaluate_and_plot, model, opt, log, test_source, run, step, epochs, clock.seconds())
         evaluated.add(step)
 
-    clock, evaluated, pending = TrainingClock(state.get("seconds", 0.0)), set(), []
-    warm = {"init_seconds": state["init_seconds"]} if "init_seconds" in state else {}  # --init-generator
-    over_budget = (lambda: clock.seconds() >= 3600 * opt.max_hours) if opt.max_hours else (lambda: False)
     while epoch < opt.epochs and not done(step, opt, stop):
         bar = tqdm(total=steps_per_epoch * opt.batch_size, initial=position // opt.batch_size * opt.batch_size,
                    unit="img", desc=f"epoch {epoch + 1}/{opt.epochs}", disable=not opt.progress,
