@@ -50,7 +50,8 @@ DEFAULT_ROWS = {"unet": ["paper", "zero-head", "glorot", "lr-1e-3", "lr-1e-4", "
 
 
 def parse_options(argv=None):
-    p = argparse.ArgumentParser(description="A fixed-budget ablation of the training recipe.")
+    from options import Parser
+    p = Parser(description="A fixed-budget ablation of the training recipe.")
     p.add_argument("--model", default="unet", choices=("unet", "gan"))
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--dataset-path", help="passed to train.py (default: datasets/<dataset>)")

@@ -6,7 +6,6 @@ peak memory and retracing, as ratios from one run.
 Uses the real data of ../shared/datasets (or COLORGAN_SHARED_DATASETS) when present, generated
 images otherwise.  A benchmark, not a test: run it alone, nothing else on the machine.
 """
-import argparse
 import csv
 import functools
 import json
@@ -516,7 +515,8 @@ def memory_section(b, paths, cwd):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from options import Parser
+    p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
                    help="about two minutes: the CIFAR-10 GAN at batch 8, one step of each, small samples")
     p.add_argument("--json", help="also write the results here")

@@ -19,7 +19,6 @@
 Each format's output is checked against the checkpoint's before export.py reports success
 (tolerances in TOLERANCE; tests/test_export.py).
 """
-import argparse
 import json
 import sys
 import warnings
@@ -38,7 +37,7 @@ from models import checkpoint as ckpt
 from models.inference import load_exported, load_for_inference
 from models.generator import plain_generator_from
 from models.presets import downsampling_factor
-from options import add_checkpoint, add_weights
+from options import Parser, add_checkpoint, add_weights
 from util import atomic
 
 FORMATS = ("keras", "saved_model", "onnx", "litert")
@@ -53,7 +52,7 @@ class ExportError(Exception):
 
 
 def parse_options(argv=None):
-    p = argparse.ArgumentParser(description="Export a checkpoint's generator (Keras, SavedModel, ONNX, LiteRT).")
+    p = Parser(description="Export a checkpoint's generator (Keras, SavedModel, ONNX, LiteRT).")
     add_checkpoint(p)
     p.add_argument("--output", required=True, help="folder to write the exported files into")
     add_weights(p)

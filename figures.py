@@ -205,9 +205,8 @@ def photo_grid(paths, model, size, side=224, per_row=2):
 def main(argv=None):
     """python figures.py photos.png PHOTO... [--checkpoint C] [--sample N --seed S]: a photo_grid of
     the given photos (folders: N of their photos drawn with seed S), by the shipped model by default."""
-    import argparse
-    from options import SHIPPED_MODEL
-    p = argparse.ArgumentParser(description="A grid of photos [grey | original | colorized].")
+    from options import SHIPPED_MODEL, Parser
+    p = Parser(description="A grid of photos [grey | original | colorized].")
     p.add_argument("output")
     p.add_argument("inputs", nargs="+", help="photos, or folders to draw --sample photos from")
     p.add_argument("--checkpoint", default=str(SHIPPED_MODEL))

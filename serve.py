@@ -15,7 +15,6 @@ templates in web/templates/ (Jinja2, escaped) with their scripts and styles in w
 Bad uploads (not an image, empty, too many bytes or pixels) get a message and the server carries
 on. It listens on 127.0.0.1 unless --host says otherwise.
 """
-import argparse
 import csv
 import fcntl
 import io
@@ -44,7 +43,8 @@ from data.pipeline import eval_batches
 from models import checkpoint as ckpt
 from models.inference import load_for_inference
 from data.limits import pixel_problem
-from options import add_checkpoint, add_max_megapixels, add_mixed_precision, add_weights, shipped_model_unless
+from options import (Parser, add_checkpoint, add_max_megapixels, add_mixed_precision, add_weights,
+                     shipped_model_unless)
 
 WEB = Path(__file__).resolve().parent / "web"  # the pages' templates and their static files
 TURING_FIELDS = ("session", "index", "truth", "answer", "seconds", "time")
@@ -62,7 +62,7 @@ def check_session(session):
 
 
 def parse_options(argv=None):
-    p = argparse.ArgumentParser(description="Colorize photos in a web page, and run the visual Turing test.")
+    p = Parser(description="Colorize photos in a web page, and run the visual Turing test.")
     add_checkpoint(p, shipped=True)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8000)
