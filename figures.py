@@ -202,9 +202,46 @@ def photo_grid(paths, model, size, side=224, per_row=2):
     return triplet_grid(originals, [colorized], per_row=per_row)
 
 
+def page_screenshot(output, paths, checkpoint, width=1000):
+    """A screenshot of serve.py's colorize page after these photos were dropped on it: the server
+    in this process on a free local port, the page in Debian's chromium (playwright)."""
+    import shutil
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    import serve
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(serve.create_app(checkpoint), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.1)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": width, "height": 700})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.set_input_files("#files", [str(path) for path in paths])
+            page.wait_for_function(f"document.querySelectorAll('.result.done').length == {len(paths)}",
+                                   timeout=300000)
+            page.screenshot(path=str(output), full_page=True)
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join()
+
+
 def main(argv=None):
     """python figures.py photos.png PHOTO... [--checkpoint C] [--sample N --seed S]: a photo_grid of
-    the given photos (folders: N of their photos drawn with seed S), by the shipped model by default."""
+    the given photos (folders: N of their photos drawn with seed S), by the shipped model by default;
+    --page: a screenshot of serve.py's page with them dropped on it instead."""
     from options import SHIPPED_MODEL, Parser
     p = Parser(description="A grid of photos [grey | original | colorized].")
     p.add_argument("output")
@@ -213,6 +250,7 @@ def main(argv=None):
     p.add_argument("--sample", type=int, default=4, help="photos drawn from each folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-row", type=int, default=2)
+    p.add_argument("--page", action="store_true", help="a screenshot of serve.py's page (chromium)")
     opt = p.parse_args(argv)
     from data.image_files import find_images
     from models.inference import load_for_inference
@@ -221,6 +259,10 @@ def main(argv=None):
         found = sorted(find_images(given)) if given.is_dir() else [given]
         chosen = np.random.default_rng(opt.seed).choice(len(found), min(opt.sample, len(found)), replace=False)
         paths += [found[i] for i in sorted(chosen)] if given.is_dir() else found
+    if opt.page:
+        page_screenshot(opt.output, paths, opt.checkpoint)
+        print(f"{opt.output}: {', '.join(str(p) for p in paths)}")
+        return
     model = load_for_inference(opt.checkpoint)[0]
     save_image(photo_grid(paths, model, model.config["image_size"], per_row=opt.per_row), opt.output)
     print(f"{opt.output}: {', '.join(str(p) for p in paths)}")

@@ -264,11 +264,9 @@ def wait_for_watchdog(process, timeout=120):
 
 @pytest.mark.slow
 def test_a_worker_whose_peers_never_arrive_gives_up_after_the_timeout(images, tmp_path):
-    begin = time.time()
-    code, _, err = finish([start_lonely_worker(images, tmp_path / "run", "--worker-timeout", "4")], timeout=120)[0]
+    code, _, err = finish([start_lonely_worker(images, tmp_path / "run", "--worker-timeout", "4")], timeout=60)[0]
     # killed by its watchdog process (137 in a shell): it was blocked inside TensorFlow
     assert code == -signal.SIGKILL and "no answer from the other workers for 4 s" in err, err[-2000:]
-    assert time.time() - begin < 60
     assert not list((tmp_path / "run").glob("step_*.h5"))
 
 
@@ -280,11 +278,10 @@ def test_a_worker_waiting_for_its_peers_stops_on_sigterm_or_ctrl_c_within_second
     time.sleep(2)
     assert process.poll() is None
     process.send_signal(signum)
-    begin = time.time()
     try:
-        out, err = process.communicate(timeout=30)
+        out, err = process.communicate(timeout=15)  # "within seconds": the watchdog's 10 s, and start-up
     except subprocess.TimeoutExpired:  # hung: its Python stacks (PYTHONFAULTHANDLER) for the report
         process.send_signal(signal.SIGABRT)
         out, err = process.communicate(timeout=30)
-        raise AssertionError(f"the worker did not stop within 30 s of signal {signum}:\n{err[-6000:]}") from None
-    assert time.time() - begin < 15 and process.returncode != 0, err[-2000:]
+        raise AssertionError(f"the worker did not stop within 15 s of signal {signum}:\n{err[-6000:]}") from None
+    assert process.returncode != 0, err[-2000:]
