@@ -269,4 +269,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from util.quiet import quiet_tensorflow
+    quiet_tensorflow()
     main()

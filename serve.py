@@ -229,8 +229,10 @@ def create_app(checkpoint, max_bytes=25e6, max_pixels=50e6, turing_images=40, se
 
     @app.middleware("http")
     async def refuse_large_bodies(request, call_next):  # before the body is read at all
+        if request.method != "POST":
+            return await call_next(request)
         length = request.headers.get("content-length", "")
-        if request.method == "POST" and not length.isdigit():  # a chunked body could be any size
+        if not length.isdigit():  # a chunked body could be any size
             return JSONResponse({"detail": "an upload must say its length (Content-Length)"}, status_code=411)
         if request.url.path == "/api/colorize" and int(length) > max_bytes + 1e6:
             return JSONResponse({"detail": f"the upload is {int(length) / 1e6:.1f} MB, over the limit of "
