@@ -37,12 +37,17 @@ def pixel_problem(width, height, max_megapixels=DEFAULT_MEGAPIXELS, size=None):
     return None
 
 
-def header_problem(path, max_megapixels=DEFAULT_MEGAPIXELS, size=None):
-    """pixel_problem from a file's header (no pixels decoded); a file Pillow cannot open is left
-    to the decoder, which names it."""
+def read_header(path):
+    """(width, height, format, animated) from a file's header, no pixels decoded; None where
+    Pillow cannot open it (the decoder then fails, and names it)."""
     try:
         with Image.open(path) as image:
-            width, height = image.size
+            return (*image.size, image.format, bool(getattr(image, "is_animated", False)))
     except Exception:  # Pillow raises many types for files it cannot read
         return None
-    return pixel_problem(width, height, max_megapixels, size)
+
+
+def header_problem(path, max_megapixels=DEFAULT_MEGAPIXELS, size=None):
+    """pixel_problem from a file's header; None for a file Pillow cannot open."""
+    header = read_header(path)
+    return pixel_problem(*header[:2], max_megapixels, size) if header else None

@@ -15,7 +15,7 @@ from PIL import Image
 
 from data import color
 from data.errors import DatasetError
-from data.limits import DEFAULT_MEGAPIXELS, header_problem, pixel_problem
+from data.limits import DEFAULT_MEGAPIXELS, header_problem, pixel_problem, read_header
 
 log = logging.getLogger(__name__)
 AUTOTUNE = tf.data.AUTOTUNE
@@ -193,13 +193,13 @@ BY_TENSORFLOW, BY_PILLOW, REFUSED = 0, 1, 2
 
 
 def decoder_for(path, max_megapixels, image_size):
-    try:
-        with Image.open(path) as image:
-            if pixel_problem(*image.size, max_megapixels, image_size):
-                return REFUSED
-            return BY_PILLOW if image.format == "WEBP" and getattr(image, "is_animated", False) else BY_TENSORFLOW
-    except Exception:  # Pillow raises many types; TensorFlow's decoder then fails, and the file is named
+    header = read_header(path)
+    if header is None:  # TensorFlow's decoder then fails, and the file is named
         return BY_TENSORFLOW
+    width, height, fmt, animated = header
+    if pixel_problem(width, height, max_megapixels, image_size):
+        return REFUSED
+    return BY_PILLOW if fmt == "WEBP" and animated else BY_TENSORFLOW
 
 
 def _pillow_rgb(path):
