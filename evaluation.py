@@ -9,7 +9,7 @@ from tqdm import tqdm
 import metrics
 from data import color
 from data.errors import DatasetError
-from data.limits import DEFAULT_MEGAPIXELS, pixel_problem
+from data.limits import DEFAULT_MEGAPIXELS, pixel_problem, read_header
 from data.pipeline import eval_batches
 
 log = logging.getLogger(__name__)
@@ -113,15 +113,13 @@ def full_resolution_photos(paths, size, max_megapixels=DEFAULT_MEGAPIXELS):
     """The paths whose image is large enough to score at full resolution (SSIM's window); the others
     are named once, from their headers. Files over the pixel limit are left out silently: the
     folder's reader named them."""
-    from PIL import Image
     kept = []
     for path in paths:
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except Exception:  # not readable: evaluate_photos skips it, named when the folder was read
+        header = read_header(path)
+        if header is None:  # not readable: evaluate_photos skips it, named when the folder was read
             kept.append(path)
             continue
+        width, height = header[:2]
         if pixel_problem(width, height, max_megapixels, size):
             continue
         if min(width, height) < metrics.SSIM_MIN_SIDE:
