@@ -119,7 +119,7 @@ def full_resolution_photos(paths, size, max_megapixels=DEFAULT_MEGAPIXELS):
         if header is None:  # not readable: evaluate_photos skips it, named when the folder was read
             kept.append(path)
             continue
-        width, height = header[:2]
+        width, height = header.width, header.height
         if pixel_problem(width, height, max_megapixels, size):
             continue
         if min(width, height) < metrics.SSIM_MIN_SIDE:

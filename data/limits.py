@@ -9,6 +9,8 @@ colorize.py's full-resolution path holds about 20 bytes a pixel, so about 1 GB a
 
 No TensorFlow here: options.py reads the default.
 """
+from typing import NamedTuple
+
 from PIL import Image
 
 # Pillow's own check (a warning over 89 megapixels, an error over 179) gives way to this one,
@@ -37,12 +39,19 @@ def pixel_problem(width, height, max_megapixels=DEFAULT_MEGAPIXELS, size=None):
     return None
 
 
+class Header(NamedTuple):
+    width: int
+    height: int
+    format: str  # Pillow's name: "JPEG", "PNG", "WEBP", ...
+    animated: bool
+
+
 def read_header(path):
-    """(width, height, format, animated) from a file's header, no pixels decoded; None where
-    Pillow cannot open it (the decoder then fails, and names it)."""
+    """A file's Header, no pixels decoded; None where Pillow cannot open it (the decoder then
+    fails, and names it)."""
     try:
         with Image.open(path) as image:
-            return (*image.size, image.format, bool(getattr(image, "is_animated", False)))
+            return Header(*image.size, image.format, bool(getattr(image, "is_animated", False)))
     except Exception:  # Pillow raises many types for files it cannot read
         return None
 
@@ -50,4 +59,4 @@ def read_header(path):
 def header_problem(path, max_megapixels=DEFAULT_MEGAPIXELS, size=None):
     """pixel_problem from a file's header; None for a file Pillow cannot open."""
     header = read_header(path)
-    return pixel_problem(*header[:2], max_megapixels, size) if header else None
+    return pixel_problem(header.width, header.height, max_megapixels, size) if header else None

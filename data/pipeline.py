@@ -196,10 +196,9 @@ def decoder_for(path, max_megapixels, image_size):
     header = read_header(path)
     if header is None:  # TensorFlow's decoder then fails, and the file is named
         return BY_TENSORFLOW
-    width, height, fmt, animated = header
-    if pixel_problem(width, height, max_megapixels, image_size):
+    if pixel_problem(header.width, header.height, max_megapixels, image_size):
         return REFUSED
-    return BY_PILLOW if fmt == "WEBP" and animated else BY_TENSORFLOW
+    return BY_PILLOW if header.format == "WEBP" and header.animated else BY_TENSORFLOW
 
 
 def _pillow_rgb(path):
