@@ -100,12 +100,13 @@ def op_group(op_type):
                 "element-wise and other")
 
 
-def profile_step(kind, mixed, steps, batch, logdir):
-    """Seconds per op type in `steps` CIFAR-10 training steps, from a tf.profiler trace (written to
-    `logdir`, viewable in TensorBoard's profile tab): summed over TensorFlow's inter-op threads."""
+def profile_step(config, steps, batch, logdir, **hparams):
+    """Seconds per op type in `steps` training steps of the model `config` describes, from a
+    tf.profiler trace (written to `logdir`, viewable in TensorBoard's profile tab): summed over
+    TensorFlow's inter-op threads; `hparams`: fields of config.TrainingConfig."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
-    size = PRESET_SHAPES["cifar10"][0]
-    model = ColorizationModel(preset_config("cifar10", kind, mixed), TrainingConfig(batch_size=batch))
+    size = config["image_size"]
+    model = ColorizationModel(config, TrainingConfig(batch_size=batch, **hparams))
     rng = np.random.default_rng(0)
     L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
@@ -375,26 +376,40 @@ def steps_section(b):
              images_per_s=rate, traces=traces, ratio=ratio)
 
 
+def photo_config(kind, mixed, size=128):
+    """The architecture of `train.py --recipe photo` (the half-width U-Net) at `size`."""
+    preset = folder_preset(size)
+    return architecture(kind, preset["encoder"], preset["dropout_layers"], size, mixed, generator="unet-narrow")
+
+
+PHOTO_RECIPE = {"zero_head": True, "g_ema": 0.999}  # the photo recipe's fields that change the step
+
+
 def profile_section(b):
-    """Where the step's time goes (tf.profiler), float32 and bfloat16, CIFAR-10 GAN at batch 128."""
-    for mixed in (False, True):
+    """Where the step's time goes (tf.profiler): the CIFAR-10 GAN at batch 128, and the photo
+    recipe's U-Net and GAN at 128x128, batch 16, in float32 and bfloat16."""
+    cases = [("cifar10 gan", preset_config("cifar10", "gan", mixed), b.batches["cifar10"], {},
+              b.step_rates.get(("cifar10", "gan", mixed)), mixed) for mixed in (False, True)]
+    cases += [(f"photo {kind} 128", photo_config(kind, mixed), 16, PHOTO_RECIPE,
+               b.step_rates.get(("photo", kind, mixed)), mixed) for kind in ("unet", "gan") for mixed in (False, True)]
+    for name, config, batch, hparams, rate, mixed in cases:
         precision = "mixed" if mixed else "float32"
-        logdir = Path(b.opt.profile_dir or tempfile.mkdtemp()) / f"cifar10_gan_{precision}"
-        seconds, wall = profile_step("gan", mixed, 3, b.batches["cifar10"], logdir)
+        logdir = Path(b.opt.profile_dir or tempfile.mkdtemp()) / f"{name.replace(' ', '_')}_{precision}"
+        seconds, wall = profile_step(config, 3, batch, logdir, **hparams)
         total = sum(seconds.values())
         groups = {}
         for op_type, value in seconds.items():
             groups[op_group(op_type)] = groups.get(op_group(op_type), 0.0) + value
-        top = sorted(seconds.items(), key=lambda item: -item[1])[:6]
+        top = sorted(seconds.items(), key=lambda item: -item[1])[:8]
         # The step's share of the peak if every op but the convolutions took no time (their share
         # of the op time taken as their share of the wall time): the ceiling of removing the rest.
-        rate = b.step_rates.get(("cifar10", "gan", mixed), 0)
-        step_share = rate * step_gflops(preset_config("cifar10", "gan", mixed)) / b.peaks.get(mixed, 1e99)
+        step_share = (rate or 0) * step_gflops(config) / b.peaks.get(mixed, 1e99)
         ceiling = step_share / (groups.get("convolution", 0) / total) if step_share else None
-        b.record(f"profile cifar10 gan {precision}: op time by kind",
+        b.record(f"profile {name} {precision}: op time by kind",
                  ", ".join(f"{group} {value / total:.0%}" for group, value in sorted(groups.items(), key=lambda g: -g[1])),
-                 f"op time summed over inter-op threads, {total / wall:.2f}x the wall time; top ops: "
-                 + ", ".join(f"{name} {value / total:.0%}" for name, value in top)
+                 f"{batch / wall * 3:.1f} img/s while traced; op time summed over inter-op threads, "
+                 f"{total / wall:.2f}x the wall time; top ops: "
+                 + ", ".join(f"{op} {value / total:.0%}" for op, value in top)
                  + (f"; with only the convolutions' time the step would reach {ceiling:.0%} of the peak" if ceiling else "")
                  + f"; trace in {logdir}",
                  groups={g: v / total for g, v in groups.items()}, ops={k: v / total for k, v in seconds.items()},
@@ -454,12 +469,12 @@ def photo_section(b):
     import photos
     from models.inference import load_for_inference
     from options import SHIPPED_MODEL
-    preset = folder_preset(128)
     batch = 4 if b.opt.quick else 16
-    for mixed in (False, True):
-        config = architecture("unet", preset["encoder"], preset["dropout_layers"], 128, mixed, generator="unet-narrow")
-        rate, traces = config_step(config, 1 if b.opt.quick else 3, batch, zero_head=True, g_ema=0.999)
-        b.record_step(f"step photo recipe (unet-narrow 128) {'mixed' if mixed else 'float32'}", rate, traces,
+    for kind, mixed in [(k, m) for k in ("unet", "gan") for m in (False, True)]:
+        config = photo_config(kind, mixed)
+        rate, traces = config_step(config, 1 if b.opt.quick else 3, batch, **PHOTO_RECIPE)
+        b.step_rates[("photo", kind, mixed)] = rate
+        b.record_step(f"step photo recipe {kind} (unet-narrow 128) {'mixed' if mixed else 'float32'}", rate, traces,
                       config, batch)
     if not SHIPPED_MODEL.is_file():
         return
@@ -531,8 +546,6 @@ def main(argv=None):
         peaks_section(b)
     if "steps" in sections:
         steps_section(b)
-    if "profile" in sections and not opt.quick:
-        profile_section(b)
     cifar_dir, images = cifar_images() if sections & {"pipelines", "inference", "loop"} else (None, None)
     tmp = Path(tempfile.mkdtemp())
     (tmp / "jpegs").mkdir()
@@ -544,6 +557,8 @@ def main(argv=None):
             inference_section(b, images, tmp)
         if "photo" in sections:
             photo_section(b)
+        if "profile" in sections and not opt.quick:
+            profile_section(b)
         with tempfile.TemporaryDirectory() as cwd:
             if cifar_dir is not None and "loop" in sections:
                 loop_section(b, cifar_dir, cwd)

@@ -15,6 +15,7 @@ import tensorflow as tf
 from config import TrainingConfig
 from models import checkpoint as ckpt
 from models import losses
+from models.adam import Adam
 from models.checkpoint import EMA_GROUP
 from models.registry import DISCRIMINATORS, GENERATORS, MODELS, builder
 from models.weight_average import WeightAverage
@@ -91,7 +92,7 @@ class ColorizationModel:
 
     def _adam(self, factor, beta1, policy):
         # Adam with beta1 = 0 and epsilon = 1e-8 as in the reference (Keras' default is 1e-7).
-        optimizer = keras.optimizers.Adam(learning_rate=lambda: factor * self.learning_rate(),
+        optimizer = Adam(learning_rate=lambda: factor * self.learning_rate(),
                                           beta_1=beta1, beta_2=0.999, epsilon=1e-8)
         if policy == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
