@@ -72,7 +72,8 @@ def option(default, help, kind="run", gan_only=False, **argparse):
 class TrainingConfig:
     # ------------------------------------------------------------------------------ data and run
     dataset: str = option("cifar10", "data source", "architecture", choices=sorted(DATASETS))
-    dataset_path: str = option(None, "dataset folder (default: datasets/<dataset>)")
+    dataset_path: str = option(None, "dataset folder (default: datasets/<dataset>); --dataset folder: several "
+                                         "folders joined by ':' (';' on Windows) train as one set, each scored apart by test.py")
     checkpoints_path: str = option(None, "run folder (default: checkpoints/<dataset>_<model>)")
     model: str = option("gan", "gan: the paper's cGAN; unet: the CNN baseline", "architecture", choices=MODELS)
     image_size: int = option(None, "square training size (cifar10 32, places365 256, folder 256)", "architecture")
@@ -152,7 +153,9 @@ class TrainingConfig:
             raise ValueError(f"--recipe photo is for photographs: --dataset {' or '.join(PHOTO_DATASETS)}")
         defaults = {"generator": "unet", **DATASET_PRESETS[self.dataset], **RECIPES[self.recipe]}
         config = dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
-        config.dataset_path = os.path.abspath(config.dataset_path or Path("datasets") / config.dataset)
+        path = config.dataset_path or str(Path("datasets") / config.dataset)
+        # --dataset folder takes several folders joined by os.pathsep (data/folder.py).
+        config.dataset_path = os.pathsep.join(os.path.abspath(p) for p in path.split(os.pathsep) if p) or path
         if config.init_generator:
             config.init_generator = os.path.abspath(config.init_generator)
         config.checkpoints_path = config.checkpoints_path or str(Path("checkpoints") / f"{config.dataset}_{config.model}")

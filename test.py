@@ -7,6 +7,7 @@ Each checkpoint (a file, or a run folder for its latest) says its dataset and ar
 import functools
 import itertools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import figures
 from data.datasets import load_source
 from data.image_files import find_images, keep_readable
 from data.errors import DatasetError
+from data.folder import folder_paths
 from data.pipeline import file_source, fixed_sample
 from models import checkpoint as ckpt
 from models.inference import load_for_inference
@@ -113,18 +115,36 @@ def evaluate_checkpoints(opt):
     dataset_path = opt.dataset_path or stored_dataset_path(first, paths[0])
     dataset = opt.dataset or first["dataset"]
     if opt.dataset == "folder":
-        source = photo_source(dataset_path, first["image_size"], opt.max_megapixels)
+        sources = [(dataset, dataset_path, photo_source(dataset_path, first["image_size"], opt.max_megapixels))]
     else:
-        source = load_source(dataset, dataset_path, "test", first["image_size"],
-                             test_fraction=None if opt.dataset else first.get("test_fraction"),
-                             max_megapixels=opt.max_megapixels)
+        # Several training folders (data/folder.py): each one's test split is scored apart.
+        parts = folder_paths(dataset_path) if dataset == "folder" else [dataset_path]
+        sources = [(f"{dataset} {Path(part).name}" if len(parts) > 1 else dataset, part,
+                    load_source(dataset, part, "test", first["image_size"],
+                                test_fraction=None if opt.dataset else first.get("test_fraction"),
+                                max_megapixels=opt.max_megapixels)) for part in parts]
+    rows, baselines = [], []
+    for name, path, source in sources:
+        scored, baseline = score_source(opt, paths, loaded, weights, protocols, name, path, source)
+        rows += scored
+        baselines.append(baseline)
+    source, baseline = sources[0][2], baselines[0]
+    n = min(opt.max_images or len(source), len(source))
+    if opt.full_resolution:
+        rows += full_resolution_rows(opt, paths, loaded, source.paths[:n], first)
+    return paths, loaded, source, rows, baseline
+
+
+def score_source(opt, paths, loaded, weights, protocols, dataset, dataset_path, source):
+    """The table's rows on one test set: no colour, then each checkpoint under each of the
+    requested weights and BatchNorm protocols; and the no-colour scores (the curves' baseline)."""
     if len(source) == 0:
         raise DatasetError(f"no test images in {dataset_path}")
     limit = opt.max_images
     n = min(limit or len(source), len(source))
     what = f"the colour photos among {n} images" if opt.dataset == "folder" else f"{n} test images"
     print(f"Evaluating on {what} of {dataset} ({dataset_path})")
-
+    first = loaded[0][1]
     baseline = evaluation.evaluate(None, source, opt.batch_size, limit, progress=opt.progress,
                                    predict=evaluation.no_colour, acc_thresh=opt.acc_thresh)
     rows = [row(first, "no colour (a* = b* = 0)", baseline)]
@@ -145,9 +165,7 @@ def evaluate_checkpoints(opt):
             rows[-1]["Step"] = state["step"]
     for r in rows:
         r["Dataset"] = dataset
-    if opt.full_resolution:
-        rows += full_resolution_rows(opt, paths, loaded, source.paths[:n], first)
-    return paths, loaded, source, rows, baseline
+    return rows, baseline
 
 
 def full_resolution_rows(opt, paths, loaded, photo_paths, first):
@@ -178,14 +196,16 @@ def photo_source(folder, image_size, max_megapixels):
 
 
 def stored_dataset_path(options, checkpoint):
-    """The checkpoint's dataset folder: stored absolute, or (older runs) relative to where
-    train.py ran, which was most likely the project's root."""
-    stored = Path(options["dataset_path"])
-    for candidate in (stored, ROOT / stored):
-        if candidate.exists():
-            return str(candidate)
-    raise DatasetError(f"the dataset of {checkpoint} is not at {stored} (where it was trained): "
-                       f"pass --dataset-path")
+    """The checkpoint's dataset folder (or folders, data/folder.py): stored absolute, or (older
+    runs) relative to where train.py ran, which was most likely the project's root."""
+    found = []
+    for stored in map(Path, str(options["dataset_path"]).split(os.pathsep)):
+        candidate = next((c for c in (stored, ROOT / stored) if c.exists()), None)
+        if candidate is None:
+            raise DatasetError(f"the dataset of {checkpoint} is not at {stored} (where it was trained): "
+                               f"pass --dataset-path")
+        found.append(str(candidate))
+    return os.pathsep.join(found)
 
 
 def output_folder(opt):

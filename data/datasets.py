@@ -22,7 +22,7 @@ def _places365(path, split, image_size, download=False, test_fraction=None, max_
 def _folder(path, split, image_size, download=False, test_fraction=None, max_megapixels=DEFAULT_MEGAPIXELS):
     from data.pipeline import file_source
     fraction = folder.DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction
-    return file_source(folder.list_folder(path, split, fraction), image_size, split == "train", max_megapixels)
+    return file_source(folder.list_folders(path, split, fraction), image_size, split == "train", max_megapixels)
 
 
 DATASETS = {"cifar10": _cifar10, "places365": _places365, "folder": _folder}
@@ -35,7 +35,8 @@ def load_source(dataset, path, split, image_size, download=False, test_fraction=
     max_megapixels: image files only, the pixel limit (data/limits.py)."""
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(DATASETS)}")
-    if Path(path).exists() and not Path(path).is_dir() and not (dataset == "cifar10" and Path(path).name == cifar10.ARCHIVE):
-        raise DatasetError(f"dataset path {path} is a file, not a folder")
+    for part in folder.folder_paths(path) if dataset == "folder" else [path]:
+        if Path(part).exists() and not Path(part).is_dir() and not (dataset == "cifar10" and Path(part).name == cifar10.ARCHIVE):
+            raise DatasetError(f"dataset path {part} is a file, not a folder")
     return DATASETS[dataset](path, split, image_size, download=download, test_fraction=test_fraction,
                              max_megapixels=max_megapixels)

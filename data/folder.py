@@ -14,6 +14,21 @@ DEFAULT_TEST_FRACTION = 0.1
 _EXTENSIONS = ", ".join(IMAGE_EXTENSIONS)
 
 
+def folder_paths(path) -> list[str]:
+    """The folders of a --dataset-path: one, or several joined by os.pathsep ("a:b" on Linux and
+    macOS, "a;b" on Windows, as in PATH), which train as one set and are scored apart."""
+    parts = [part for part in str(path).split(os.pathsep) if part]
+    if not parts:
+        raise DatasetError("the dataset path is empty: name an image folder")
+    return [os.path.abspath(part) for part in parts]
+
+
+def list_folders(path, split="train", test_fraction=DEFAULT_TEST_FRACTION) -> list[str]:
+    """list_folder over every folder of `path` (folder_paths), concatenated: one training set of
+    several folders, each split as it would be alone."""
+    return [image for root in folder_paths(path) for image in list_folder(root, split, test_fraction)]
+
+
 def list_folder(root, split="train", test_fraction=DEFAULT_TEST_FRACTION) -> list[str]:
     """Sorted absolute paths of the split's images ("train" or "test") under root, any depth.
 

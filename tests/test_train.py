@@ -268,3 +268,24 @@ def test_the_photo_recipe_is_refused_for_cifar10(capsys):
     with pytest.raises(SystemExit) as e:
         train.main(["--dataset", "cifar10", "--recipe", "photo"])
     assert e.value.code == 2 and "--recipe photo is for photographs" in capsys.readouterr().err
+
+
+def test_several_folders_train_as_one_set_and_test_py_scores_each_apart(tmp_path, capsys):
+    import os
+    from tests.helpers import image_folder
+    first, second = image_folder(tmp_path / "first", train=8, test=3), image_folder(tmp_path / "second", train=12, test=5)
+    run_dir = tmp_path / "run"
+    paths = f"{first}{os.pathsep}{second}"
+    assert train.main(TINY + ["--dataset-path", paths, "--checkpoints-path", str(run_dir), "--epochs", "1",
+                              "--model", "unet"]) == 0
+    assert "(20 training, 8 test images)" in capsys.readouterr().out  # both folders, both splits
+    options = ckpt.read_metadata(ckpt.resolve_checkpoint(str(run_dir)))[1]
+    assert options["dataset_path"] == paths and options["train_images"] == 20
+    out = tmp_path / "results"
+    assert test_script.main(["--checkpoint", str(run_dir), "--output", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"3 test images of folder first ({first})" in printed and f"5 test images of folder second ({second})" in printed
+    rows = json.loads((out / "results.json").read_text())
+    assert [(r["Dataset"], r["Network"].split(",")[0]) for r in rows] == [
+        ("folder first", "no colour (a* = b* = 0)"), ("folder first", "U-Net (CNN)"),
+        ("folder second", "no colour (a* = b* = 0)"), ("folder second", "U-Net (CNN)")]
