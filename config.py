@@ -155,7 +155,7 @@ class TrainingConfig:
         config = dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
         path = config.dataset_path or str(Path("datasets") / config.dataset)
         # --dataset folder takes several folders joined by os.pathsep (data/folder.py).
-        config.dataset_path = os.pathsep.join(os.path.abspath(p) for p in path.split(os.pathsep) if p) or path
+        config.dataset_path = os.pathsep.join(os.path.abspath(os.path.expanduser(p)) for p in path.split(os.pathsep) if p) or path
         if config.init_generator:
             config.init_generator = os.path.abspath(config.init_generator)
         config.checkpoints_path = config.checkpoints_path or str(Path("checkpoints") / f"{config.dataset}_{config.model}")

@@ -25,6 +25,11 @@ METRICS = {
     "auc": (metrics.auc_ab, "lab"),
     "colourfulness": (metrics.colourfulness, "pred"),
     "colourfulness_true": (metrics.colourfulness, "true"),
+    # As published tables report them (DDColor, ColorFormer, CT2): uint8 images at 256x256, DDColor's
+    # colourfulness formula and the mean of per-image PSNRs.
+    "colourfulness_256": (metrics.colourfulness_ddcolor, "pred 256"),
+    "colourfulness_256_true": (metrics.colourfulness_ddcolor, "true 256"),
+    "psnr_256": (metrics.psnr, "rgb 256"),
     # Set-level: the intersection of the colorized and the true a*b* histograms (1: the colours
     # of the truth, used as often). Its sums are the two histograms.
     "palette": (metrics.ab_histogram, "lab"),
@@ -55,29 +60,41 @@ def to_uint8(rgb):
 
 
 def evaluate(model, source, batch_size, limit=None, names=tuple(METRICS), progress=False,
-             predict=None, acc_thresh=2.0):
+             predict=None, acc_thresh=2.0, pairs=0):
     """Mean of each metric over the first `limit` test images (all when None).
 
     `predict` maps a normalised L batch to RGB on the 0-255 scale (float, unrounded, as
-    `colorize` returns it); default: the model's colorization.
+    `colorize` returns it); default: the model's colorization. `pairs`: also keep the first
+    `pairs` (true, colorized) images, shrunk for models/realism.py's classifier test, as
+    means["pairs"] = (true, colorized) uint8 arrays.
     """
     predict = predict or (lambda L: colorize(model, L))
-    sums, count = dict.fromkeys(names, 0.0), 0
+    from models.realism import shrink
+    sums, count, kept = dict.fromkeys(names, 0.0), 0, ([], [])
     total = len(source) if limit is None else min(limit, len(source))
     for rgb, L, _ in tqdm(eval_batches(source, batch_size, limit), total=-(-total // batch_size),
                           disable=not progress, unit="batch", leave=False):
-        true = rgb.numpy()
-        _add_scores(sums, true, predict(L), names, acc_thresh)
+        true, pred = rgb.numpy(), predict(L)
+        _add_scores(sums, true, pred, names, acc_thresh)
+        if count < pairs:
+            kept[0].append(shrink(true[:pairs - count]))
+            kept[1].append(shrink(to_uint8(pred[:pairs - count])))
         count += len(true)
     if count == 0:
         raise DatasetError(f"no usable test images: every one of the {total} test files was skipped "
                            f"(not decodable; see the warnings above)")
-    return _means(sums, count)
+    means = _means(sums, count)
+    if pairs:
+        means["pairs"] = tuple(np.concatenate(k) for k in kept)
+    return means
 
 
 def _add_scores(sums, true, pred, names, acc_thresh):
     """Adds each metric's sum over a batch (true uint8, pred 0-255 floats, N x H x W x 3) to `sums`."""
     inputs = {"rgb": (true, pred), "pred": (pred,), "true": (true,)}
+    if any(METRICS[n][1].endswith("256") for n in names):
+        true256, pred256 = metrics.at_256(true), metrics.at_256(pred)
+        inputs.update({"rgb 256": (true256, pred256), "pred 256": (pred256,), "true 256": (true256,)})
     if any(METRICS[n][1] == "lab" for n in names):
         inputs["lab"] = (color.rgb_to_lab(true).numpy(), color.rgb_to_lab(pred / 255.0).numpy())
     for name in names:

@@ -142,6 +142,25 @@ def plot_quality_curves(evals, path, baseline=None):
     return True
 
 
+def plot_classifier_curves(rows, path):
+    """The automatic Turing test's held-out accuracy after each epoch of its classifier, a line per
+    row of test.py's table (models/realism.py; 50 %: real and colorized alike). False when no row
+    has a curve."""
+    rows = [r for r in rows if r.get("Classifier curve")]
+    if not rows:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in rows:
+        curve = 100 * np.asarray(r["Classifier curve"])
+        ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", ms=3, label=f"{r['Dataset']}: {r['Network']}"[:90])
+    ax.axhline(50, color="grey", lw=0.8, ls=":")
+    ax.set(xlabel="classifier epoch", ylabel="held-out accuracy, real vs colorized (%)", ylim=(40, 101),
+           title="Automatic Turing test (50 %: indistinguishable)")
+    ax.legend(fontsize=7)
+    _save(fig, path)
+    return True
+
+
 def plot_colour_tradeoff(evals, path, baseline=None):
     """Each evaluation of each run (label -> its eval.csv) as a point of test MAE against
     colourfulness, joined in training order, the weight average's dashed: where a GAN trades

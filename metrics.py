@@ -168,3 +168,27 @@ def histogram_intersection(p, q):
     disjoint ones (Swain and Ballard 1991)."""
     p, q = np.asarray(p, np.float64), np.asarray(q, np.float64)
     return float(np.minimum(p / p.sum(), q / q.sum()).sum())
+
+
+def colourfulness_ddcolor(rgb):
+    """Colourfulness as DDColor's evaluation computes it (Kang et al. 2023, basicsr/metrics): Hasler
+    and Suesstrunk's M with the opponent channels in absolute value, |R - G| and |(R + G) / 2 - B|,
+    per image. Published tables score uint8 sRGB images at 256x256 (`at_256`)."""
+    x = np.asarray(rgb, dtype=np.float64)
+    if x.ndim != 4 or x.shape[-1] != 3:
+        raise ValueError(f"expected a batch shaped (N, H, W, 3), got {x.shape}")
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    rg, yb = np.abs(r - g), np.abs(0.5 * (r + g) - b)
+    std = np.sqrt(rg.var(axis=(1, 2)) + yb.var(axis=(1, 2)))
+    mean = np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
+    return std + 0.3 * mean
+
+
+def at_256(rgb):
+    """A batch as the uint8 sRGB images at 256x256 that published colorization tables score: each
+    image rounded to uint8, then resized to 256x256 (Pillow's bicubic filter)."""
+    from PIL import Image
+    x = np.round(np.clip(np.asarray(rgb, dtype=np.float64), 0, 255)).astype(np.uint8)
+    if x.shape[1:3] == (256, 256):
+        return x
+    return np.stack([np.asarray(Image.fromarray(image).resize((256, 256), Image.BICUBIC)) for image in x])

@@ -114,6 +114,9 @@ def test_parser():
     p.add_argument("--max-images", type=int, help="evaluate only the first N test images")
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--acc-thresh", type=float, default=2.0, help="accuracy threshold (paper: 2)")
+    p.add_argument("--classifier-images", type=int, default=2000,
+                   help="photos of each test set for the automatic Turing test (a classifier of real against "
+                        "colorized trained on half of them, scored on the other half; 0: none)")
     p.add_argument("--sample-size", type=int, default=8, help="test images in the sample grid")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample grid's choice of images")
     add_mixed_precision(p)
@@ -136,6 +139,8 @@ def parse_test_options(argv=None):
         p.error("--full-resolution scores photo folders: use it with --dataset folder --dataset-path DIR")
     if opt.max_images is not None and opt.max_images <= 0:
         p.error("--max-images must be positive")
+    if opt.classifier_images < 0:
+        p.error("--classifier-images must not be negative (0: no classifier test)")
     if opt.batch_size <= 0 or opt.acc_thresh <= 0:
         p.error("--batch-size and --acc-thresh must be positive")
     check_max_megapixels(opt, p)

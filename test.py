@@ -33,7 +33,7 @@ from util import atomic
 ROOT = Path(__file__).resolve().parent
 
 COLUMNS = ("Dataset", "Network", "BatchNorm", "Batch size", "Epochs", "Hours", "MAE", "Accuracy", "PSNR", "SSIM", "AuC",
-           "Colourfulness", "Palette")
+           "Colourfulness", "Palette", "PSNR 256", "Colourfulness 256", "Classifier")
 NETWORK_NAMES = {"gan": "GAN", "unet": "U-Net (CNN)"}
 # A row's other columns say these; the weight average is named by the weights it scores.
 NAMED_ELSEWHERE = ("batch_size", "g_ema", "lr_decay_steps")
@@ -81,7 +81,12 @@ def row(options, network, scores, state=None, bn_statistics="-", weights="raw"):
             "PSNR": round(scores["psnr"], 2), "SSIM": round(scores["ssim"], 4),
             "AuC": round(100 * scores["auc"], 2),
             "Colourfulness": f"{scores['colourfulness']:.1f} (truth {scores['colourfulness_true']:.1f})",
-            "Palette": round(100 * scores["palette"], 1)}
+            "Palette": round(100 * scores["palette"], 1),
+            # As published tables: the mean of per-image PSNRs and DDColor's colourfulness, at 256x256.
+            "PSNR 256": round(scores["psnr_256"], 2),
+            "Colourfulness 256": f"{scores['colourfulness_256']:.1f} (truth {scores['colourfulness_256_true']:.1f})",
+            # models/realism.py: the held-out accuracy of a classifier of real against colorized (50 %: alike).
+            "Classifier": round(100 * scores["classifier"], 1) if "classifier" in scores else "-"}
 
 
 def epochs_trained(state, options):
@@ -94,7 +99,7 @@ def epochs_trained(state, options):
 
 def markdown_table(rows):
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    units = {"Accuracy": " %", "AuC": " %", "Palette": " %"}
+    units = {"Accuracy": " %", "AuC": " %", "Palette": " %", "Classifier": " %"}
     lines += ["| " + " | ".join(f"{r[c]}{units.get(c, '')}" for c in COLUMNS) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -145,9 +150,11 @@ def score_source(opt, paths, loaded, weights, protocols, dataset, dataset_path, 
     what = f"the colour photos among {n} images" if opt.dataset == "folder" else f"{n} test images"
     print(f"Evaluating on {what} of {dataset} ({dataset_path})")
     first = loaded[0][1]
-    baseline = evaluation.evaluate(None, source, opt.batch_size, limit, progress=opt.progress,
-                                   predict=evaluation.no_colour, acc_thresh=opt.acc_thresh)
+    baseline = turing(opt, evaluation.evaluate(None, source, opt.batch_size, limit, progress=opt.progress,
+                                               predict=evaluation.no_colour, acc_thresh=opt.acc_thresh,
+                                               pairs=opt.classifier_images))
     rows = [row(first, "no colour (a* = b* = 0)", baseline)]
+    rows[-1]["Classifier curve"] = baseline.get("classifier_curve")
     for (model, options, state), path in zip(loaded, paths):
         scored = set()
         for wanted, protocol in itertools.product(weights, protocols):
@@ -158,14 +165,25 @@ def score_source(opt, paths, loaded, weights, protocols, dataset, dataset_path, 
             scored.add((model.weights_used, protocol))
             # Batch statistics depend on the batch: the reference's, at its training batch size.
             batch_size = options["batch_size"] if protocol == "batch" else opt.batch_size
-            scores = evaluation.evaluate(model, source, batch_size, limit, progress=opt.progress,
-                                         acc_thresh=opt.acc_thresh)
+            scores = turing(opt, evaluation.evaluate(model, source, batch_size, limit, progress=opt.progress,
+                                                     acc_thresh=opt.acc_thresh, pairs=opt.classifier_images))
             rows.append(row(options, None, scores, state, protocol, model.weights_used))
             rows[-1]["Checkpoint"] = str(path)
             rows[-1]["Step"] = state["step"]
+            rows[-1]["Classifier curve"] = scores.get("classifier_curve")
     for r in rows:
         r["Dataset"] = dataset
     return rows, baseline
+
+
+def turing(opt, scores):
+    """The scores with the classifier test's accuracy and curve (models/realism.py), when it has
+    its pairs (test.py --classifier-images; 0: none)."""
+    real, colorized = scores.pop("pairs", (None, None))
+    if real is not None and len(real) >= 4:
+        from models.realism import classifier_test
+        scores["classifier"], scores["classifier_curve"] = classifier_test(real, colorized, seed=opt.seed)
+    return scores
 
 
 def full_resolution_rows(opt, paths, loaded, photo_paths, first):
@@ -235,6 +253,8 @@ def write_outputs(opt, paths, loaded, source, rows, baseline):
         written.append("quality.png")
     if figures.plot_colour_tradeoff(evals, out / "tradeoff.png", baseline):
         written.append("tradeoff.png")
+    if figures.plot_classifier_curves(rows, out / "classifier.png"):
+        written.append("classifier.png")
     print(f"Wrote {', '.join(str(out / name) for name in written)}")
 
 

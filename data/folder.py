@@ -20,7 +20,7 @@ def folder_paths(path) -> list[str]:
     parts = [part for part in str(path).split(os.pathsep) if part]
     if not parts:
         raise DatasetError("the dataset path is empty: name an image folder")
-    return [os.path.abspath(part) for part in parts]
+    return [os.path.abspath(os.path.expanduser(part)) for part in parts]  # the shell expands only the first ~
 
 
 def list_folders(path, split="train", test_fraction=DEFAULT_TEST_FRACTION) -> list[str]:

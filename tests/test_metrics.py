@@ -177,3 +177,24 @@ def test_no_colour_baseline_on_real_cifar10(real_cifar10):
         mse = metrics.mse_rgb(rgb, pred)
         assert metrics.psnr_from_mse(mse.mean()) == pytest.approx(21.96, abs=0.005)
         assert metrics.psnr(rgb, pred).mean() > 25.0
+
+
+def test_ddcolor_colourfulness_takes_the_opponent_channels_in_absolute_value():
+    red = np.zeros((1, 4, 4, 3))
+    red[..., 0] = 255  # |R - G| = 255, |(R + G) / 2 - B| = 127.5 everywhere: no spread
+    assert metrics.colourfulness_ddcolor(red)[0] == pytest.approx(0.3 * np.hypot(255, 127.5))
+    assert metrics.colourfulness_ddcolor(np.full((2, 4, 4, 3), 90.0)).tolist() == [0.0, 0.0]
+    # Half the pixels reddish, half greenish: R - G is +-50, a spread for Hasler and Suesstrunk,
+    # a constant 50 for DDColor; (R + G) / 2 - B is 25 for both.
+    x = np.full((1, 2, 2, 3), 100.0)
+    x[0, 0, :, 0], x[0, 1, :, 1] = 150, 150
+    assert metrics.colourfulness(x)[0] == pytest.approx(50 + 0.3 * 25)
+    assert metrics.colourfulness_ddcolor(x)[0] == pytest.approx(0.3 * np.hypot(50, 25))
+
+
+def test_published_tables_score_uint8_images_at_256():
+    rgb = np.random.default_rng(0).uniform(0, 255, (2, 64, 48, 3))
+    out = metrics.at_256(rgb)
+    assert out.shape == (2, 256, 256, 3) and out.dtype == np.uint8
+    same = metrics.at_256(np.round(rgb[:, :16, :16] * 0 + 77).astype(np.float64))
+    assert (same == 77).all()
