@@ -4,8 +4,9 @@ the photo work is photos.py's, the writing photo_io.py's).
     python colorize.py photos/ old/*.jpg scan.tif --checkpoint checkpoints/places365_gan --output coloured/
 
 The network sees each photo at the scale it was trained at (shorter side --size, by default the
-checkpoint's image size) and predicts a*b*; those colours are resized back to the full photo and
-joined with the photo's own full-resolution lightness, so the output keeps every detail of the input.
+checkpoint's image size) and predicts a*b*; those colours are brought back to the full photo, guided
+by its lightness so that they stop at its edges (--upsampling), and joined with the photo's own
+full-resolution lightness, so the output keeps every detail of the input.
 """
 import sys
 from collections import Counter
@@ -112,7 +113,7 @@ def colorize_file(model, source, dest, opt, size, protected):
     if not opt.overwrite and all(path.exists() for path in outputs):
         return "skipped"
     image = read_image(source, opt.max_megapixels, size)
-    colorized = colorize_image(model, image, size)
+    colorized = colorize_image(model, image, size, opt.upsampling)
     for path in outputs:
         if opt.overwrite or not path.exists():
             save(colorized if path == dest else side_by_side(image, colorized), path, fmt)

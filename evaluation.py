@@ -148,10 +148,10 @@ def full_resolution_photos(paths, size, max_megapixels=DEFAULT_MEGAPIXELS):
 
 
 def evaluate_photos(model, paths, size, names=tuple(METRICS), progress=False, acc_thresh=2.0,
-                    max_megapixels=DEFAULT_MEGAPIXELS):
+                    max_megapixels=DEFAULT_MEGAPIXELS, upsampling="guided"):
     """Mean of each metric over colour photos colorized at their full resolution by colorize.py's
     code path (photos.colorize_image: the network sees the photo with its shorter side at `size`,
-    its colours are resized back to the photo and joined with the photo's own lightness). The
+    its colours are brought back to the photo by `upsampling` and joined with its own lightness). The
     pixels scored are the uint8 ones colorize.py writes. model None: the no-colour baseline.
     Grey photos and files that do not open are skipped, as in photo folders at the model's size."""
     import photos  # Pillow and the full-resolution path: only here
@@ -165,7 +165,7 @@ def evaluate_photos(model, paths, size, names=tuple(METRICS), progress=False, ac
             continue
         if min(true.shape[:2]) < metrics.SSIM_MIN_SIDE:
             continue  # named once by full_resolution_photos
-        pred = photos.colorize_image(model or _NoColour(), photos.Image.fromarray(true), size)
+        pred = photos.colorize_image(model or _NoColour(), photos.Image.fromarray(true), size, upsampling)
         _add_scores(sums, true[None], np.asarray(pred, np.float32)[None], names, acc_thresh)
         count += 1
     if count == 0:

@@ -107,6 +107,7 @@ def test_parser():
     p.add_argument("--dataset", choices=sorted(DATASETS),
                    help="score on another dataset than the checkpoint's (with --dataset-path); folder: every "
                         "colour photo under --dataset-path, any depth, resized and cropped to the model's size")
+    add_upsampling(p, both=True)
     p.add_argument("--full-resolution", action="store_true",
                    help="with --dataset folder: also score every photo at its full resolution, colorized as "
                         "colorize.py does (the network at the model's size, its colours resized to the photo)")
@@ -157,6 +158,7 @@ def colorize_parser():
     p.add_argument("--size", type=int,
                    help="shorter side the network sees (default: the image size it was trained at)")
     p.add_argument("--format", default="png", choices=FORMATS, help="output format (default png)")
+    add_upsampling(p)
     p.add_argument("--side-by-side", action="store_true",
                    help="also write <name>_side_by_side: [input | colorized]")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip them)")
@@ -165,6 +167,13 @@ def colorize_parser():
     add_max_megapixels(p)
     add_progress(p)
     return p
+
+
+def add_upsampling(p, both=False):
+    p.add_argument("--upsampling", default="guided", choices=("guided", "bilinear") + (("both",) if both else ()),
+                   help="how the network's colours reach the full resolution: guided by the photo's lightness, "
+                        "so that they stop at its edges (default), or a plain bilinear resize"
+                        + ("; both: a full-resolution table for each" if both else ""))
 
 
 def shipped_model_unless(checkpoint, parser):

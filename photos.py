@@ -1,9 +1,17 @@
 """One photo at full resolution: read it (any mode), colorize it, put it beside its original.
 
 The network sees each photo at the scale it was trained at (shorter side `size`) and predicts
-a*b*; those colours are resized back to the full photo and joined with the photo's own
+a*b*; those colours are brought back to the full photo and joined with the photo's own
 full-resolution lightness, so the output keeps every detail of the input. colorize.py (files and
 folders) and serve.py (uploads) both use these functions.
+
+Bringing the colours back ("guided", the default): a plain resize of the network's a*b* smears
+each colour over several full-resolution pixels either side of an edge. Instead, in every small
+window of the network's scale, a*b* is fitted as a linear function of the lightness there, a*b* =
+A L* + B (the guided filter of He, Sun and Tang 2013, ECCV), and A and B, not the colours, are
+resized to the full photo and applied to its own full-resolution L*: where the lightness has an
+edge, the colour changes on it ("fast guided filter", He and Sun 2015). "bilinear" is the plain
+resize.
 """
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -90,14 +98,40 @@ def on_all_cores(fn, pieces):
 
 
 def predict_ab(model, L, size):
-    """Normalised a*b* predicted with the shorter side resized to `size`: (h, w, 2)."""
+    """Normalised a*b* predicted with the shorter side resized to `size`, (h, w, 2), and the L* the
+    network saw, (h, w)."""
     k = size / min(L.shape[:2])
     h, w = max(1, round(L.shape[0] * k)), max(1, round(L.shape[1] * k))
     # Antialiased bilinear, as the training pipeline resizes (data/pipeline.py).
     small = tf.image.resize(L, (h, w), antialias=True)[:, :, 0].numpy()
     factor = downsampling_factor(model.config["encoder"])
     padded = np.pad(small / color.L_SCALE - 1.0, ((0, -h % factor), (0, -w % factor)), mode="reflect")
-    return model.predict_ab(padded[None, :, :, None])[0, :h, :w].numpy()
+    return model.predict_ab(padded[None, :, :, None])[0, :h, :w].numpy(), small
+
+
+UPSAMPLING = ("guided", "bilinear")
+GUIDED_RADIUS = 2      # the fitting windows: 5x5 pixels at the network's scale
+GUIDED_EPSILON = 4.0   # in (L*)^2: lightness variations below about 2 L* within a window are not edges
+
+
+def guided_coefficients(L_small, ab, radius=None, epsilon=None):
+    """(A, B), each (h, w, 2): the guided filter's per-pixel linear model a*b* = A L* + B, fitted in
+    the (2 radius + 1)^2 windows of the network's scale and averaged over the windows that cover
+    each pixel. L_small (h, w) in L*, ab (h, w, 2) in any unit (A and B come out in it)."""
+    from scipy.ndimage import uniform_filter
+    radius = GUIDED_RADIUS if radius is None else radius
+    epsilon = GUIDED_EPSILON if epsilon is None else epsilon
+
+    def box(x):
+        return uniform_filter(x, size=(2 * radius + 1, 2 * radius + 1, 1)[:x.ndim], mode="reflect")
+
+    guide = L_small.astype(np.float64)
+    mean_L, mean_ab = box(guide), box(ab.astype(np.float64))
+    variance = box(guide * guide) - mean_L ** 2
+    covariance = box(guide[..., None] * ab) - mean_L[..., None] * mean_ab
+    A = covariance / (variance[..., None] + epsilon)
+    B = mean_ab - A * mean_L[..., None]
+    return box(A).astype(np.float32), box(B).astype(np.float32)
 
 
 def bilinear_rows(image, height, top, bottom):
@@ -109,24 +143,36 @@ def bilinear_rows(image, height, top, bottom):
     return image[y0] * (1 - t) + image[np.minimum(y0 + 1, image.shape[0] - 1)] * t
 
 
-def join(L, ab):
-    """Full-resolution L* with a*b* resized bilinearly to it -> uint8 RGB (H, W, 3)."""
+def join(L, ab, L_small=None):
+    """Full-resolution L* (H, W, 1) with a*b* (h, w, 2) brought to it -> uint8 RGB (H, W, 3): guided
+    by the lightness when L_small (h, w), the L* the network saw, is given; else resized bilinearly."""
     height, width = L.shape[:2]
-    ab_wide = tf.image.resize(ab, (ab.shape[0], width)).numpy()  # columns once; rows strip by strip
+    if L_small is not None:  # A and B of a*b* = A L* + B, resized in place of a*b* (module docstring)
+        fields = np.concatenate(guided_coefficients(L_small, ab), axis=-1)
+    else:
+        fields = ab
+    wide = tf.image.resize(fields, (fields.shape[0], width)).numpy()  # columns once; rows strip by strip
     rgb = np.empty((height, width, 3), np.uint8)
 
     def strip(top, bottom):
-        rgb[top:bottom] = per_pixel(_lab_to_rgb8, L[top:bottom], bilinear_rows(ab_wide, height, top, bottom))
+        rows = bilinear_rows(wide, height, top, bottom)
+        strip_ab = rows if L_small is None else rows[..., :2] * L[top:bottom] + rows[..., 2:]
+        rgb[top:bottom] = per_pixel(_lab_to_rgb8, L[top:bottom], strip_ab)
 
     on_all_cores(strip, strips(height, width))
     return rgb
 
 
-def colorize_image(model, image, size):
-    """A PIL image of any mode -> the colorized PIL image, same size: RGB, or RGBA keeping its alpha."""
+def colorize_image(model, image, size, upsampling="guided"):
+    """A PIL image of any mode -> the colorized PIL image, same size: RGB, or RGBA keeping its alpha.
+    upsampling: how the network's colours reach the full resolution (UPSAMPLING, module docstring)."""
+    if upsampling not in UPSAMPLING:
+        raise ValueError(f"unknown upsampling {upsampling!r}; valid: {', '.join(UPSAMPLING)}")
     pixels, scale, alpha = split_image(image)
     L = lightness(pixels, scale)
-    colorized = Image.fromarray(join(L, predict_ab(model, L, size)))
+    ab, L_small = predict_ab(model, L, size)
+    guided = upsampling == "guided" and ab.shape[:2] != L.shape[:2]  # at the network's size: its own colours
+    colorized = Image.fromarray(join(L, ab, L_small if guided else None))
     if alpha is not None:
         colorized.putalpha(Image.fromarray(alpha))
     return colorized

@@ -187,19 +187,21 @@ def turing(opt, scores):
 
 
 def full_resolution_rows(opt, paths, loaded, photo_paths, first):
-    """The table again with each photo colorized at its full resolution (colorize.py's path)."""
+    """The table again with each photo colorized at its full resolution (colorize.py's path), for
+    each --upsampling asked for."""
     print("Scoring the same photos at full resolution, as colorize.py writes them")
     photo_paths = evaluation.full_resolution_photos(photo_paths, first["image_size"], opt.max_megapixels)
     score = functools.partial(evaluation.evaluate_photos, paths=photo_paths, size=first["image_size"],
                               progress=opt.progress, acc_thresh=opt.acc_thresh, max_megapixels=opt.max_megapixels)
     rows = [row(first, "no colour (a* = b* = 0)", score(None))]
-    for (model, options, state), path in zip(loaded, paths):
-        if opt.bn_statistics == "batch":  # one photo at a time: the moving statistics
-            model = load_for_inference(path, opt.mixed_precision, "moving", model.weights_used)[0]
-        rows.append(row(options, None, score(model), state, "moving", model.weights_used))
-        rows[-1]["Checkpoint"], rows[-1]["Step"] = str(path), state["step"]
-    for r in rows:
-        r["Dataset"] = "folder, full resolution"
+    rows[-1]["Dataset"] = "folder, full resolution"
+    for upsampling in ("guided", "bilinear") if opt.upsampling == "both" else (opt.upsampling,):
+        for (model, options, state), path in zip(loaded, paths):
+            if opt.bn_statistics == "batch":  # one photo at a time: the moving statistics
+                model = load_for_inference(path, opt.mixed_precision, "moving", model.weights_used)[0]
+            rows.append(row(options, None, score(model, upsampling=upsampling), state, "moving", model.weights_used))
+            rows[-1]["Checkpoint"], rows[-1]["Step"] = str(path), state["step"]
+            rows[-1]["Dataset"] = f"folder, full resolution, {upsampling} upsampling"
     return rows
 
 

@@ -406,3 +406,36 @@ def test_table_lightness_equals_the_lab_conversion(channels, dtype, scale):
     L = photos.lightness(pixels, scale)
     assert L.shape == (40, 50, 1) and L.dtype == np.float32
     assert np.abs(L - expected).max() < 1e-4
+
+
+class LightnessRuleModel:
+    """Predicts a colour from the lightness alone, exactly, at the network's scale: orange where
+    bright, blue where dark (normalised L* above or below 0)."""
+    config = {"encoder": [[8, 1]]}
+
+    def predict_ab(self, L):
+        bright = tf.cast(L > 0, tf.float32)
+        return bright * tf.constant([0.25, 0.5]) + (1 - bright) * tf.constant([0.1, -0.35])
+
+
+def test_guided_upsampling_puts_the_colour_edge_on_the_lightness_edge():
+    # A 1000x600 photo, dark blue left of column 503, bright orange from it on: the network sees it
+    # at 64 pixels, where the edge falls inside a pixel and the colours of both sides mix.
+    L = np.where(np.arange(1000) < 503, 35.0, 75.0)[None, :, None].repeat(600, 0)
+    ab = np.where(L > 50, [27.5, 55.0], [11.0, -38.5])
+    from skimage.color import lab2rgb
+    rgb = np.round(lab2rgb(np.concatenate([L, ab], -1)) * 255).astype(np.uint8)
+    errors = {}
+    for upsampling in ("bilinear", "guided"):
+        out = np.asarray(photos.colorize_image(LightnessRuleModel(), Image.fromarray(rgb), 64, upsampling))
+        lab = rgb2lab(out)
+        assert np.abs(lab[..., 0] - rgb2lab(rgb)[..., 0]).max() < 0.5  # the photo's own lightness, both ways
+        by_column = np.abs(lab[..., 1:] - rgb2lab(rgb)[..., 1:]).mean(axis=(0, 2))
+        errors[upsampling] = by_column.max(), by_column[503 - 24:503 + 24].mean()  # worst; 2.5 network pixels
+    assert errors["bilinear"][0] > 20  # the plain resize smears the colours across the edge
+    assert errors["guided"][0] < errors["bilinear"][0] / 3 and errors["guided"][1] < errors["bilinear"][1], errors
+
+
+def test_upsampling_must_be_known(model):
+    with pytest.raises(ValueError, match="unknown upsampling 'nearest'"):
+        photos.colorize_image(model, Image.fromarray(photo(20, 20)), 16, "nearest")

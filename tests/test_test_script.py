@@ -60,7 +60,7 @@ def test_test_py_scores_your_photos_at_full_resolution_with_colorize_pys_pixels(
     assert test_script.main(["--checkpoint", str(path), "--dataset", "folder", "--dataset-path", str(photos),
                              "--full-resolution", "--output", str(tmp_path / "out"), "--no-progress"]) == 0
     rows = json.loads((tmp_path / "out" / "results.json").read_text())
-    full = [r for r in rows if r["Dataset"] == "folder, full resolution"]
+    full = [r for r in rows if r["Dataset"].startswith("folder, full resolution")]
     assert [r["Network"] for r in full] == ["no colour (a* = b* = 0)", "U-Net (CNN)"] and len(rows) == 4
     assert float(full[0]["Colourfulness"].split()[0]) < 0.5  # grey, up to the rounding to uint8
     # The model's row scores exactly the pixels colorize.py writes for these photos.
