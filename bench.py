@@ -459,6 +459,30 @@ def inference_section(b, images, tmp):
                  seconds=warm, first_seconds=first)
 
 
+def update_times(b):
+    """The photo generator's weight updates alone, per step: Keras' Adam against models/adam.py's
+    fused one, and the weight average (the photo recipe's --g-ema)."""
+    import keras
+
+    from models.adam import Adam
+    model = ColorizationModel(photo_config("unet", True), TrainingConfig(batch_size=16, **PHOTO_RECIPE))
+    variables = model.generator.trainable_variables
+    rng = np.random.default_rng(0)
+    gradients = [tf.constant(rng.normal(0, 1e-3, v.shape), tf.float32) for v in variables]
+    times = {}
+    for name, kind in (("keras", keras.optimizers.Adam), ("fused", Adam)):
+        optimizer = kind(learning_rate=1e-4, beta_1=0.0, beta_2=0.999, epsilon=1e-8)
+        optimizer.build(variables)
+        apply = tf.function(lambda: optimizer.apply(gradients, variables))
+        times[name] = timed(apply, 20)
+    average = timed(tf.function(model.weight_average.update), 20)
+    n = sum(int(np.prod(v.shape)) for v in variables)
+    b.record("photo generator update, Adam (Keras / fused)", f"{1e3 * times['keras']:.1f} / {1e3 * times['fused']:.1f} ms",
+             f"{n / 1e6:.1f} M weights; fused {times['keras'] / times['fused']:.2f}x; the weight average "
+             f"{1e3 * average:.1f} ms", keras_ms=1e3 * times["keras"], fused_ms=1e3 * times["fused"],
+             average_ms=1e3 * average)
+
+
 def photo_section(b):
     """The photo recipe's training step (train.py --recipe photo: the half-width U-Net at 128x128,
     batch 16, weight average on) against the machine's peak, and the shipped photo model on a
@@ -476,6 +500,7 @@ def photo_section(b):
         b.step_rates[("photo", kind, mixed)] = rate
         b.record_step(f"step photo recipe {kind} (unet-narrow 128) {'mixed' if mixed else 'float32'}", rate, traces,
                       config, batch)
+    update_times(b)
     if not SHIPPED_MODEL.is_file():
         return
     model = load_for_inference(SHIPPED_MODEL)[0]
