@@ -500,6 +500,13 @@ def photo_section(b):
         b.step_rates[("photo", kind, mixed)] = rate
         b.record_step(f"step photo recipe {kind} (unet-narrow 128) {'mixed' if mixed else 'float32'}", rate, traces,
                       config, batch)
+    if not b.opt.quick:  # the GAN's D step on the first G step's forward pass, timed as a pair
+        config = photo_config("gan", True)
+        without, _ = config_step(config, 3, batch, **PHOTO_RECIPE)
+        rate, _ = config_step(config, 3, batch, shared_forward=True, **PHOTO_RECIPE)
+        b.record("step photo recipe gan mixed --shared-forward", f"{rate:.1f} img/s",
+                 f"{rate / without:.2f}x without it ({without:.1f} img/s, timed beside it)",
+                 images_per_s=rate, ratio=rate / without)
     update_times(b)
     if not SHIPPED_MODEL.is_file():
         return

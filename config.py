@@ -86,6 +86,10 @@ class TrainingConfig:
     lr: float = option(3e-4, "generator learning rate; D's is --d-lr-factor times it", "recipe")
     d_lr_factor: float = option(0.1, "the discriminator's learning rate as a multiple of the generator's "
                                      "(the reference: 0.1)", "recipe", gan_only=True)
+    shared_forward: bool = option(False, "GAN: the discriminator's step takes its fake colours from the first "
+                                         "generator step's forward pass instead of a forward pass of its own (one "
+                                         "generator forward pass less per batch; the same dropout mask for both, and "
+                                         "one BatchNorm statistics update less)", "recipe", gan_only=True)
     g_steps: int = option(2, "GAN: generator steps on each batch after the discriminator's one (the reference: 2)",
                           "recipe", gan_only=True)
     lr_decay_rate: float = option(0.1, "factor per --lr-decay-steps (continuous)", "recipe")

@@ -116,6 +116,8 @@ class ColorizationModel:
     def _replica_step(self, L, ab):
         if not self.is_gan:
             return self._generator_step(L, ab)
+        if self.training.shared_forward:
+            return self._shared_forward_step(L, ab)
         losses, d_gradients = self._discriminator_step(L, ab)
         # The G step reads no variable the D step writes, so the graph could run its forward pass
         # alongside D's backward pass, with both sets of activations in memory: wait for D's.
@@ -125,8 +127,22 @@ class ColorizationModel:
             g_losses = self._generator_step(L, ab)
         return {**losses, **g_losses}
 
-    def _discriminator_step(self, L, ab):
-        fake = self.generator(L, training=True)
+    def _shared_forward_step(self, L, ab):
+        """--shared-forward: D's step on the fake colours of the first G step's forward pass (G's
+        weights are the same in both), then that G step with D updated, then the other G steps."""
+        with tf.GradientTape() as tape:
+            fake = self.generator(L, training=True)
+            with tape.stop_recording():
+                losses, _ = self._discriminator_step(L, ab, tf.stop_gradient(fake))
+            g_losses, loss = self._generator_losses(L, ab, fake)
+        self._apply(self.g_optimizer, tape, loss, self.generator.trainable_variables)
+        for _ in range(self.g_steps - 1):
+            g_losses = self._generator_step(L, ab)
+        return {**losses, **g_losses}
+
+    def _discriminator_step(self, L, ab, fake=None):
+        if fake is None:
+            fake = self.generator(L, training=True)
         with tf.GradientTape() as tape:
             real_logits = self.discriminator([L, ab], training=True)
             fake_logits = self.discriminator([L, fake], training=True)
@@ -139,15 +155,20 @@ class ColorizationModel:
     def _generator_step(self, L, ab):
         with tf.GradientTape() as tape:
             fake = self.generator(L, training=True)
-            g_l1 = self._mean(losses.l1_per_example(ab, fake))
-            terms = {"g_l1": g_l1}
-            loss = self.l1_weight * g_l1
-            if self.is_gan:
-                fake_logits = self.discriminator([L, fake], training=True)
-                terms["g_gan"] = self._mean(losses.generator_gan_per_example(fake_logits))
-                loss += terms["g_gan"]
+            terms, loss = self._generator_losses(L, ab, fake)
         self._apply(self.g_optimizer, tape, loss, self.generator.trainable_variables)
         return terms
+
+    def _generator_losses(self, L, ab, fake):
+        """G's loss terms and their weighted sum: l1_weight * L1 (+ the GAN term)."""
+        g_l1 = self._mean(losses.l1_per_example(ab, fake))
+        terms = {"g_l1": g_l1}
+        loss = self.l1_weight * g_l1
+        if self.is_gan:
+            fake_logits = self.discriminator([L, fake], training=True)
+            terms["g_gan"] = self._mean(losses.generator_gan_per_example(fake_logits))
+            loss += terms["g_gan"]
+        return terms, loss
 
     def _mean(self, per_example):
         """Sum over this replica's examples divided by the global batch (tf.distribute's rule)."""

@@ -305,3 +305,27 @@ def test_a_registered_generator_runs_through_test_colorize_and_export(monkeypatc
                              "--bn-statistics", "batch", "--no-progress"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "batch" in err[0] and "tiny" in err[0], err
+
+
+def test_a_shared_forward_pass_trains_the_same_weights_with_one_generator_pass_less():
+    # Without dropout the D step's fake colours are the same whether it makes them or takes them
+    # from the first G step's forward pass: every weight after a step agrees; only BatchNorm's
+    # moving statistics see one update less.
+    from tests.helpers import random_batch
+    trained = {}
+    for shared in (False, True):
+        keras.utils.set_random_seed(0)
+        model = tiny_model("gan", dropout=0.0, shared_forward=shared)
+        for seed in range(2):
+            model.train_step(*random_batch(seed=seed))
+        trained[shared] = model
+    for network in ("generator", "discriminator"):
+        pairs = zip(getattr(trained[False], network).variables, getattr(trained[True], network).variables)
+        for a, b in pairs:
+            if "moving" in a.path:
+                continue
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
+    moving = [(a, b) for a, b in zip(trained[False].generator.variables, trained[True].generator.variables)
+              if "moving_mean" in a.path]
+    assert moving and not all(np.allclose(a.numpy(), b.numpy()) for a, b in moving)
+    assert int(trained[True].g_optimizer.iterations.numpy()) == int(trained[False].g_optimizer.iterations.numpy()) == 4
