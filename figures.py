@@ -221,6 +221,38 @@ def photo_grid(paths, model, size, side=224, per_row=2):
     return triplet_grid(originals, [colorized], per_row=per_row)
 
 
+def busiest_crop(grey, crop):
+    """(top, left) of the crop x crop window of a 2-D image with the most lightness edges."""
+    from scipy import ndimage
+    edges = np.hypot(ndimage.sobel(grey.astype(np.float32), 0), ndimage.sobel(grey.astype(np.float32), 1))
+    density = ndimage.uniform_filter(edges, crop, mode="constant")
+    half = crop // 2
+    inner = density[half:grey.shape[0] - half + 1, half:grey.shape[1] - half + 1]
+    top, left = np.unravel_index(np.argmax(inner), inner.shape)
+    return int(top), int(left)
+
+
+def upsampling_crops(paths, model, size, crop=160, zoom=2):
+    """uint8 grid, a photo per row: [original | colours resized bilinearly | colours guided by the
+    lightness] on the crop x crop window of the photo's full resolution with the most edges,
+    enlarged `zoom` times (nearest), where the colours of the network's scale meet the photo's."""
+    import photos  # TensorFlow: only here
+    rows = []
+    for path in paths:
+        image = photos.read_image(path).convert("RGB")
+        grey = np.asarray(image.convert("L"))
+        top, left = busiest_crop(grey, min(crop, *grey.shape))
+        window = (left, top, left + min(crop, image.width), top + min(crop, image.height))
+        cells = [image] + [
+            photos.colorize_image(model, image, size, upsampling) for upsampling in ("bilinear", "guided")]
+        cells = [np.asarray(c.convert("RGB").crop(window).resize((zoom * (window[2] - window[0]),
+                                                                  zoom * (window[3] - window[1])), Image.NEAREST))
+                 for c in cells]
+        rows.append(np.concatenate([np.pad(c, ((2, 2), (2, 2), (0, 0)), constant_values=255) for c in cells], 1))
+    width = max(r.shape[1] for r in rows)
+    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+
+
 def page_screenshot(output, paths, checkpoint, width=1000):
     """A screenshot of serve.py's colorize page after these photos were dropped on it: the server
     in this process on a free local port, the page in Debian's chromium (playwright)."""
@@ -270,6 +302,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-row", type=int, default=2)
     p.add_argument("--page", action="store_true", help="a screenshot of serve.py's page (chromium)")
+    p.add_argument("--upsampling", action="store_true",
+                   help="[original | bilinear | guided] crops at full resolution where the photo has the most edges")
     opt = p.parse_args(argv)
     from data.image_files import find_images
     from models.inference import load_for_inference
@@ -283,6 +317,10 @@ def main(argv=None):
         print(f"{opt.output}: {', '.join(str(p) for p in paths)}")
         return
     model = load_for_inference(opt.checkpoint)[0]
+    if opt.upsampling:
+        save_image(upsampling_crops(paths, model, model.config["image_size"]), opt.output)
+        print(f"{opt.output}: {', '.join(str(p) for p in paths)}")
+        return
     save_image(photo_grid(paths, model, model.config["image_size"], per_row=opt.per_row), opt.output)
     print(f"{opt.output}: {', '.join(str(p) for p in paths)}")
 

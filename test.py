@@ -100,7 +100,8 @@ def epochs_trained(state, options):
 def markdown_table(rows):
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     units = {"Accuracy": " %", "AuC": " %", "Palette": " %", "Classifier": " %"}
-    lines += ["| " + " | ".join(f"{r[c]}{units.get(c, '')}" for c in COLUMNS) + " |" for r in rows]
+    lines += ["| " + " | ".join(f"{r[c]}{units.get(c, '') if r[c] != '-' else ''}" for c in COLUMNS) + " |"
+              for r in rows]
     return "\n".join(lines)
 
 
