@@ -25,8 +25,10 @@ import warnings
 from pathlib import Path
 
 from util.quiet import quiet_tensorflow
+from util.script import start_script
 
 if __name__ == "__main__":
+    start_script()
     quiet_tensorflow()  # before TensorFlow's first import
 
 import numpy as np

@@ -14,8 +14,10 @@ from pathlib import Path
 import config
 from options import parse_test_options
 from util.quiet import quiet_tensorflow
+from util.script import start_script
 
 if __name__ == "__main__":
+    start_script()
     parse_test_options()  # --help and bad options answer before TensorFlow is imported
     quiet_tensorflow()
 

@@ -31,8 +31,10 @@ if __name__ == "__main__" and strategy_option(sys.argv[1:]) == "multiworker":
 from config import ARCHITECTURE_OPTIONS, RECIPE_OPTIONS, defaults_for  # noqa: E402
 from options import parse_train_options  # noqa: E402
 from util.quiet import quiet_tensorflow  # noqa: E402
+from util.script import start_script  # noqa: E402
 
 if __name__ == "__main__":
+    start_script()
     parse_train_options()  # --help and bad options answer before TensorFlow is imported
     quiet_tensorflow()
 

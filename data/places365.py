@@ -81,7 +81,7 @@ def _load_cache(root: Path, flist: Path, folder: Path) -> list[str] | None:
         for rel, mtime in meta["mtimes"].items():
             if os.stat(root / rel).st_mtime_ns != mtime:
                 return None
-        lines = flist.read_text(encoding="utf-8").split("\n")[:-1]  # every line ends in \n
+        lines = [os.fsdecode(line) for line in flist.read_bytes().split(b"\n")[:-1]]  # every line ends in \n
     except (OSError, ValueError, KeyError, AttributeError):  # absent, removed folder or damaged
         return None
     if len(lines) != meta.get("count"):  # the .flist was cut short or replaced by hand
@@ -95,7 +95,8 @@ def _save_cache(root: Path, flist: Path, folder: Path, paths, mtimes):
     meta = {"version": _CACHE_VERSION, "folder": _rel(folder, root), "count": len(paths),
             "mtimes": {_rel(d, root): m for d, m in mtimes.items()}}
     try:
-        atomic.write_text(flist, "".join(line + "\n" for line in _relative(paths, root)))
+        # The names' own bytes, UTF-8 or not (a cut or changed list fails the count check).
+        atomic.write_bytes(flist, b"".join(os.fsencode(line) + b"\n" for line in _relative(paths, root)))
         atomic.write_text(_sidecar(flist), json.dumps(meta, indent=0))
     except OSError as e:
         log.warning("cannot cache the file list as %s (%s): it will be rebuilt on every run",

@@ -76,3 +76,48 @@ def test_train_and_test_py_skip_a_pipe_and_train_on_the_dataset_alone(hostile_da
     status, out, err = script("test.py", "--checkpoint", run, "--output", tmp_path / "out", "--no-progress")
     assert status == 0, err[-2000:]
     assert len(warnings_naming(err, root / "test" / "y.png")) == 1
+
+
+# ---------------------------------------------------------------- any file name
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from tests.helpers import tiny_checkpoint
+    return tiny_checkpoint(tmp_path_factory.mktemp("run") / "step_00000002.h5", "unet", 2)
+
+
+def odd_name(folder, raw):
+    """folder / a name given as bytes (not necessarily UTF-8), as Python holds it."""
+    return folder / os.fsdecode(raw)
+
+
+def test_colorize_py_does_any_file_name_and_an_output_in_its_input_folder_gains_nothing(checkpoint, tmp_path):
+    folder = write_images(tmp_path / "photos", 2, ext="jpg")
+    for raw in (b"caf\xe9.jpg", b"new\nline.jpg"):  # Latin-1, and a line break
+        os.rename(folder / "img_000.jpg" if raw[0] == ord("c") else folder / "img_001.jpg", odd_name(folder, raw))
+    output = odd_name(tmp_path, b"out\xff")
+    env = {**ENV, "PYTHONIOENCODING": "utf-8"}  # a strict stdout, as under a UTF-8 locale
+    status, out, err = script("colorize.py", folder, "--checkpoint", checkpoint, "--output", output, "--no-progress",
+                              env=env)
+    assert status == 0 and "2 colorized, 0 skipped, 0 failed" in out, err[-2000:]
+    assert sorted(os.listdir(os.fsencode(output)))[1:] == [b"caf\xe9.png", b"new\nline.png"]  # after .colorized
+    args = [folder, "--checkpoint", checkpoint, "--output", folder, "--side-by-side", "--no-progress"]
+    assert script("colorize.py", *args, env=env)[0] == 0
+    after_first = sorted(os.listdir(folder))
+    assert len(after_first) == 1 + 2 * 3  # .colorized, the inputs, their outputs
+    for _ in range(2):
+        status, out, _ = script("colorize.py", *args, env=env)
+        assert status == 0 and "0 colorized, 2 skipped" in out
+        assert sorted(os.listdir(folder)) == after_first
+
+
+@pytest.mark.slow
+def test_train_py_trains_on_a_file_whose_name_is_not_utf8(tmp_path):
+    root = tmp_path / "data"
+    write_images(root / "train", 8)
+    write_images(root / "test", 2, seed=1)
+    os.rename(root / "train" / "img_000.png", odd_name(root / "train", b"caf\xe9.png"))
+    os.rename(root / "test" / "img_000.png", odd_name(root / "test", b"na\xefve.png"))
+    status, out, err = script("train.py", *TINY_OPTIONS, "--model", "unet", "--dataset-path", root, "--max-steps", "2",
+                              "--checkpoints-path", tmp_path / "run", env={**ENV, "PYTHONIOENCODING": "utf-8"})
+    assert status == 0 and "(8 training, 2 test images)" in out, err[-2000:]
+    assert "skipping" not in err
