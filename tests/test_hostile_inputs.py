@@ -15,18 +15,32 @@ TIMEOUT = 180  # seconds: a script that hangs fails its test instead of blocking
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def script(name, *args, env=None, timeout=TIMEOUT, limit_gb=None):
-    """A script run as a user runs it: (exit status, stdout, stderr), with no traceback allowed.
-    limit_gb caps its address space, so that a regression fails here instead of eating the machine."""
-    def cap():
-        import resource
-        resource.setrlimit(resource.RLIMIT_AS, (limit_gb << 30, limit_gb << 30))
+LIMIT_GB = 6  # the address space of a script whose memory a test bounds: a regression fails, not the machine
+# A script as __main__, then its peak resident memory on stderr (as bench.py measures it).
+PROBE = ("import runpy, sys\nsys.argv = sys.argv[1:]\nsys.path.insert(0, '.')\n"
+         "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+         "finally:\n    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+         "    print('PEAK', int(hwm.split()[1]) // 1024, file=sys.stderr)\n")
 
-    done = subprocess.run([sys.executable, name, *map(os.fsdecode, args)], cwd=ROOT, env=env or ENV,
-                          capture_output=True, timeout=timeout, preexec_fn=cap if limit_gb else None)
+
+def limit_memory():
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (LIMIT_GB << 30, LIMIT_GB << 30))
+
+
+def script(name, *args, env=None, timeout=TIMEOUT, bounded=False):
+    """A script run as a user runs it: (exit status, stdout, stderr), with no traceback allowed.
+    bounded: within LIMIT_GB of address space, its peak memory (MB) printed last on stderr."""
+    command = [sys.executable, *(["-c", PROBE] if bounded else []), name, *map(os.fsdecode, args)]
+    done = subprocess.run(command, cwd=ROOT, env=env or ENV, capture_output=True, timeout=timeout,
+                          preexec_fn=limit_memory if bounded else None)
     out, err = (os.fsdecode(s) for s in (done.stdout, done.stderr))
-    assert "Traceback" not in err, err[-3000:]
+    assert "Traceback" not in err and "MemoryError" not in err, err[-3000:]
     return done.returncode, out, err
+
+
+def peak_mb(err):
+    return int(err.strip().splitlines()[-1].split()[1])
 
 
 def warnings_naming(err, path):
@@ -121,3 +135,58 @@ def test_train_py_trains_on_a_file_whose_name_is_not_utf8(tmp_path):
                               "--checkpoints-path", tmp_path / "run", env={**ENV, "PYTHONIOENCODING": "utf-8"})
     assert status == 0 and "(8 training, 2 test images)" in out, err[-2000:]
     assert "skipping" not in err
+
+
+# ---------------------------------------------------------------- memory bounded by what the network sees
+def strips(folder):
+    """Long thin images a few kB in size, {name: shape}: the shipped model (its size 128) would see
+    the first three at 49, 49 and 5 megapixels; the last, 1.15, is just within its limit."""
+    from PIL import Image
+    shapes = {"strip_3000x1.png": (3000, 1), "strip_1x3000.png": (1, 3000), "strip_3000x10.png": (3000, 10),
+              "wide_9000x128.png": (9000, 128)}
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, shape in shapes.items():
+        Image.linear_gradient("L").resize(shape).save(folder / name)
+    return shapes
+
+
+@pytest.mark.slow
+def test_colorize_py_refuses_what_the_network_cannot_hold_and_stays_within_its_memory(tmp_path):
+    strips(tmp_path / "photos")
+    status, out, err = script("colorize.py", tmp_path / "photos", "--output", tmp_path / "out", "--no-progress",
+                              bounded=True)
+    assert status == 1 and "1 colorized, 0 skipped, 3 failed" in out, err[-2000:]
+    for name, seen in (("strip_3000x1.png", "384000x128"), ("strip_1x3000.png", "128x384000"),
+                       ("strip_3000x10.png", "38400x128")):
+        line, = warnings_naming(err, tmp_path / "photos" / name)
+        assert f"the network would see it at {seen}" in line and "over its limit of 1.25" in line
+    assert (tmp_path / "out" / "wide_9000x128.png").is_file()
+    assert peak_mb(err) < 2500  # TensorFlow's 1.1 GB, and about 0.9 GB for the widest image taken
+
+
+SERVE_ONE = """
+import sys
+sys.path.insert(0, ".")
+from fastapi.testclient import TestClient
+import serve
+from options import SHIPPED_MODEL
+with TestClient(serve.create_app(SHIPPED_MODEL)) as client:
+    for path in sys.argv[1:]:
+        reply = client.post("/api/colorize", files={"file": (path.rsplit("/", 1)[-1], open(path, "rb").read())})
+        print(reply.status_code, reply.json()["detail"] if reply.status_code != 200 else "png")
+    print(client.get("/").status_code)
+"""
+
+
+@pytest.mark.slow
+def test_one_upload_of_a_strip_is_refused_and_the_page_keeps_answering(tmp_path):
+    strips(tmp_path)
+    (tmp_path / "serve_one.py").write_text(SERVE_ONE)
+    status, out, err = script(tmp_path / "serve_one.py", tmp_path / "strip_3000x1.png", tmp_path / "strip_3000x10.png",
+                              bounded=True)
+    replies = out.strip().splitlines()
+    assert status == 0 and len(replies) == 3, err[-2000:]
+    assert replies[0].startswith("413 strip_3000x1.png is 3000x1: the network would see it at 384000x128")
+    assert replies[1].startswith("413 strip_3000x10.png is 3000x10")
+    assert replies[2] == "200"  # still serving
+    assert peak_mb(err) < 2500
