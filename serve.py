@@ -147,8 +147,9 @@ class TuringTest:
         return self.items
 
     def _choose(self):
-        from test import stored_dataset_path  # test.py: the checkpoint's data, from any directory
-        source = load_source(self.options["dataset"], stored_dataset_path(self.options, self.csv.parent), "test",
+        from test import stored_dataset, stored_dataset_path  # test.py: the checkpoint's data, from any directory
+        source = load_source(stored_dataset(self.options, self.csv.parent),
+                             stored_dataset_path(self.options, self.csv.parent), "test",
                              self.options["image_size"], test_fraction=self.options.get("test_fraction"))
         rng = np.random.default_rng(self.seed)
         chosen = np.sort(rng.choice(len(source), min(self.count, len(source)), replace=False))

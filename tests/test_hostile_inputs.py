@@ -190,3 +190,83 @@ def test_one_upload_of_a_strip_is_refused_and_the_page_keeps_answering(tmp_path)
     assert replies[1].startswith("413 strip_3000x10.png is 3000x10")
     assert replies[2] == "200"  # still serving
     assert peak_mb(err) < 2500
+
+
+# ---------------------------------------------------------------- stored metadata checked, not trusted
+def test_a_damaged_places365_file_list_is_rebuilt_not_trusted(tmp_path, caplog):
+    from data.places365 import list_places365
+    folder = write_images(tmp_path / "places" / "val_256", 4, ext="jpg")
+    an_hour_ago = os.stat(folder).st_mtime - 3600
+    os.utime(folder, (an_hour_ago, an_hour_ago))  # an old folder: the cache is trusted by its mtime
+    first = list_places365(tmp_path / "places", "test")
+    flist = tmp_path / "places" / "test.flist"
+    flist.write_text("".join(f"val_256/gone_{i}.jpg\n" for i in range(4)))  # as many lines, other files
+    with caplog.at_level("WARNING"):
+        assert list_places365(tmp_path / "places", "test") == first == sorted(map(str, folder.iterdir()))
+    assert "is not the list that was cached" in caplog.text
+    assert list_places365(tmp_path / "places", "test") == first  # rebuilt and cached again
+
+
+def one_error_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_stored_options_without_a_dataset_path_or_naming_an_unknown_dataset_are_one_line(tmp_path, capsys):
+    import test as test_script
+    from tests.helpers import tiny_checkpoint
+    data = write_images(tmp_path / "data" / "test", 4).parent
+    lacking = tiny_checkpoint(tmp_path / "a" / "step_00000001.h5", "unet")  # no dataset_path stored
+    unknown = tiny_checkpoint(tmp_path / "b" / "step_00000001.h5", "unet", options={"dataset": "imagenet",
+                                                                                  "dataset_path": str(data)})
+    capsys.readouterr()
+    assert test_script.main(["--checkpoint", str(lacking), "--output", str(tmp_path / "o"), "--no-progress"]) == 1
+    assert "does not say where its dataset is: pass --dataset-path" in one_error_line(capsys)
+    assert test_script.main(["--checkpoint", str(unknown), "--output", str(tmp_path / "o"), "--no-progress"]) == 1
+    assert "names the dataset 'imagenet', which this code does not read" in one_error_line(capsys)
+    # Told where and what, both run.
+    assert test_script.main(["--checkpoint", str(lacking), "--dataset-path", str(data.parent), "--output",
+                             str(tmp_path / "o"), "--no-progress", "--max-images", "4"]) == 0
+
+
+@pytest.mark.parametrize("record", ["[]", '{"options": []}', '{"formats": {"keras": "x"}}', '{"image_size": "big"}'])
+def test_an_export_json_that_is_not_an_export_record_is_one_line(tmp_path, capsys, record):
+    import shutil
+
+    import colorize
+    from options import SHIPPED_MODEL
+    export = tmp_path / "export"
+    export.mkdir()
+    shutil.copy(SHIPPED_MODEL, export / "generator.keras")
+    (export / "export.json").write_text(record)
+    photos = write_images(tmp_path / "photos", 1)
+    capsys.readouterr()
+    assert colorize.main([str(photos), "--checkpoint", str(export), "--output", str(tmp_path / "out"),
+                          "--no-progress"]) == 1
+    assert "export.json" in one_error_line(capsys)
+
+
+def test_a_checkpoint_the_user_may_not_read_is_one_line_and_never_set_aside(tmp_path, capsys, monkeypatch):
+    import colorize
+    import train
+    from models import checkpoint as ckpt
+    from tests.helpers import image_folder, tiny_checkpoint
+    run = tmp_path / "run"
+    path = tiny_checkpoint(run / "step_00000001.h5", "unet")
+    if os.geteuid() == 0:  # root reads any file: the operating system's answer to anyone else
+        def refused(name, *args, **kwargs):
+            raise PermissionError(13, "Permission denied", str(name))
+        monkeypatch.setattr(ckpt, "open", refused, raising=False)
+    else:
+        path.chmod(0)
+    photos = write_images(tmp_path / "photos", 1)
+    capsys.readouterr()
+    assert colorize.main([str(photos), "--checkpoint", str(run), "--output", str(tmp_path / "out"),
+                          "--no-progress"]) == 1
+    assert f"cannot read {path}: Permission denied" in one_error_line(capsys)
+    images = image_folder(tmp_path / "images", train=8, test=2)
+    assert train.main([*TINY_OPTIONS, "--model", "unet", "--dataset-path", str(images), "--checkpoints-path", str(run),
+                       "--max-steps", "2"]) == 1
+    assert f"cannot read {path}: Permission denied" in one_error_line(capsys)
+    assert path.exists() and not list(run.glob("*.damaged"))
