@@ -153,7 +153,11 @@ class TuringTest:
                              self.options["image_size"], test_fraction=self.options.get("test_fraction"))
         rng = np.random.default_rng(self.seed)
         chosen = np.sort(rng.choice(len(source), min(self.count, len(source)), replace=False))
-        rgb, L, _ = next(iter(eval_batches(source.subset(chosen), len(chosen))))
+        batch = next(iter(eval_batches(source.subset(chosen), len(chosen))), None)
+        if batch is None:  # every chosen file undecodable or grey: as unusable as a missing dataset (503)
+            raise DatasetError(f"none of the {len(chosen)} test images chosen is a usable colour image "
+                               f"(undecodable or grey; the server's log names them)")
+        rgb, L, _ = batch
         fakes = evaluation.to_uint8(evaluation.colorize(self.model, L))
         truth = rng.permutation(np.arange(len(rgb)) % 2 == 0)  # half real, half colorized
         order = rng.permutation(len(rgb))

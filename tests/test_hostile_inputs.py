@@ -270,3 +270,26 @@ def test_a_checkpoint_the_user_may_not_read_is_one_line_and_never_set_aside(tmp_
                        "--max-steps", "2"]) == 1
     assert f"cannot read {path}: Permission denied" in one_error_line(capsys)
     assert path.exists() and not list(run.glob("*.damaged"))
+
+
+# ---------------------------------------------------------------- the Turing page without usable images
+def test_the_turing_page_without_usable_images_is_a_clear_503_and_the_page_keeps_answering(tmp_path):
+    from fastapi.testclient import TestClient
+
+    import serve
+    from tests.helpers import tiny_checkpoint
+    data = write_images(tmp_path / "data" / "train", 4).parent
+    (data / "test").mkdir()
+    for i in range(3):  # photos cut after their header: listed, then not decodable
+        (data / "test" / f"cut_{i}.png").write_bytes((data / "train" / f"img_00{i}.png").read_bytes()[:60])
+    cases = {"no usable images": {"dataset_path": str(data)},
+             "an unknown dataset": {"dataset": "imagenet", "dataset_path": str(data)}}
+    for case, options in cases.items():
+        checkpoint = tiny_checkpoint(tmp_path / case / "step_00000001.h5", "unet", options=options)
+        with TestClient(serve.create_app(checkpoint, turing_images=4)) as client:
+            for url in ("/api/turing/alice", "/api/turing/image/0"):
+                reply = client.get(url)
+                assert reply.status_code == 503, (case, reply.text)
+                assert reply.json()["detail"].startswith("the Turing test needs the test images: ")
+            assert client.post("/api/turing/alice", data={"index": "0", "answer": "real"}).status_code == 503
+            assert client.get("/").status_code == 200
