@@ -293,3 +293,44 @@ def test_the_turing_page_without_usable_images_is_a_clear_503_and_the_page_keeps
                 assert reply.json()["detail"].startswith("the Turing test needs the test images: ")
             assert client.post("/api/turing/alice", data={"index": "0", "answer": "real"}).status_code == 503
             assert client.get("/").status_code == 200
+
+
+# ---------------------------------------------------------------- the user's Keras settings
+def keras_settings(home, setting):
+    """The environment of a user whose Keras default is `setting`: a KERAS_BACKEND value, or a
+    ~/.keras/keras.json naming another backend, channels_first and float16."""
+    import json
+    if setting != "keras.json":
+        return {**ENV, "KERAS_BACKEND": setting}
+    (home / ".keras").mkdir(parents=True, exist_ok=True)
+    (home / ".keras" / "keras.json").write_text(json.dumps({"backend": "jax", "floatx": "float16", "epsilon": 0.1,
+                                                            "image_data_format": "channels_first"}))
+    env = {**ENV, "HOME": str(home)}
+    env.pop("KERAS_HOME", None)
+    env.pop("KERAS_BACKEND", None)
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", ["jax", "torch", "numpy", "bogus", "keras.json"])
+def test_colorize_py_runs_on_tensorflow_whatever_the_users_keras_default(checkpoint, tmp_path, setting):
+    photos = write_images(tmp_path / "photos", 2)
+    status, out, err = script("colorize.py", photos, "--checkpoint", checkpoint, "--output", tmp_path / "out",
+                              "--no-progress", env=keras_settings(tmp_path / "home", setting))
+    assert status == 0 and "2 colorized" in out, err[-2000:]
+
+
+@pytest.mark.slow
+def test_train_test_and_export_py_run_on_tensorflow_whatever_the_users_keras_default(tmp_path):
+    from tests.helpers import image_folder
+    env = {**keras_settings(tmp_path / "home", "keras.json"), "KERAS_BACKEND": "jax"}
+    images = image_folder(tmp_path / "images", train=8, test=2)
+    status, out, err = script("train.py", *TINY_OPTIONS, "--model", "unet", "--dataset-path", images,
+                              "--checkpoints-path", tmp_path / "run", "--max-steps", "1", env=env)
+    assert status == 0 and "Finished at step 1" in out, err[-2000:]
+    status, out, err = script("test.py", "--checkpoint", tmp_path / "run", "--output", tmp_path / "test",
+                              "--no-progress", env=env)
+    assert status == 0 and (tmp_path / "test" / "results.json").is_file(), err[-2000:]
+    status, out, err = script("export.py", "--checkpoint", tmp_path / "run", "--output", tmp_path / "export",
+                              "--format", "keras", env=env)
+    assert status == 0 and (tmp_path / "export" / "generator.keras").is_file(), err[-2000:]
