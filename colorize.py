@@ -135,7 +135,10 @@ def colorize_file(model, source, dest, opt, size, protected):
     for path in outputs:
         if opt.overwrite or not path.exists():
             save(colorized if path == dest else side_by_side(image, colorized), path, fmt)
-    remember_outputs(Path(opt.output), outputs)
+    try:
+        remember_outputs(Path(opt.output), outputs)
+    except OSError as e:  # a full disk: a rerun would take this output for an input
+        raise FileError(f"written, but not recorded in {Path(opt.output) / MANIFEST} ({e.strerror or e})") from None
     return "colorized"
 
 

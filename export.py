@@ -186,6 +186,9 @@ def main(argv=None):
     except (ckpt.CheckpointError, atomic.NotWritable, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a full disk: each file is whole or absent (util/atomic.py)
+        print(f"error: cannot write the export ({e.strerror or e}): {e.filename or opt.output}", file=sys.stderr)
+        return 1
     for name, info in report["formats"].items():
         where = info.get("file") or info.get("folder")
         print(f"{name}: {Path(opt.output) / where} (largest difference from the checkpoint {info['max_error']:.1e})")

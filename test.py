@@ -281,6 +281,10 @@ def main(argv=None):
     except (DatasetError, ckpt.CheckpointError, atomic.NotWritable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a full disk after the evaluation: each file is whole or absent (util/atomic.py)
+        print(f"error: cannot write the results ({e.strerror or e}): {e.filename or output_folder(opt)}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

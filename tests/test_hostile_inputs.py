@@ -334,3 +334,86 @@ def test_train_test_and_export_py_run_on_tensorflow_whatever_the_users_keras_def
     status, out, err = script("export.py", "--checkpoint", tmp_path / "run", "--output", tmp_path / "export",
                               "--format", "keras", env=env)
     assert status == 0 and (tmp_path / "export" / "generator.keras").is_file(), err[-2000:]
+
+
+# ---------------------------------------------------------------- a full disk loses nothing
+def disk_full(*args, **kwargs):
+    raise OSError(28, "No space left on device")
+
+
+def test_a_turing_answer_refused_by_a_full_disk_leaves_no_half_row(tmp_path, monkeypatch):
+    import csv
+
+    import serve
+    test = serve.TuringTest(None, {}, tmp_path, 4, 0)
+    test.items = [("fake" if i % 2 else "real", None) for i in range(4)]
+    test.answer("alice", 0, "real", 1.0)
+
+    real_writer = csv.DictWriter
+
+    def half_written(f, fields):  # a writer on a disk that fills in the middle of the row
+        writer = real_writer(f, fields)
+
+        def writerow(row):
+            f.write(",".join(map(str, row.values()))[:10])
+            raise OSError(28, "No space left on device")
+
+        writer.writerow = writerow
+        return writer
+
+    with monkeypatch.context() as m:
+        m.setattr(serve.csv, "DictWriter", half_written)
+        with pytest.raises(serve.BadUpload) as e:
+            test.answer("alice", 1, "fake", 1.0)
+    assert e.value.status == 507 and "not counted" in str(e.value)
+    test.answer("bob", 1, "real", 2.0)  # the disk has room again
+    with open(tmp_path / "turing.csv", "a") as f:
+        f.write("alice,2,fa")  # a server killed in the middle of a row
+    test.answer("alice", 3, "real", 1.0)
+    assert [a["index"] for a in test.answers("alice")] == ["0", "3"]
+    assert [a["index"] for a in test.answers("bob")] == ["1"]
+    assert test.state("alice")["answered"] == 2 and test.state("bob")["answered"] == 1
+
+
+def test_test_py_on_a_full_disk_is_one_line_and_leaves_no_half_file(tmp_path, capsys, monkeypatch):
+    import test as test_script
+    from tests.helpers import image_folder, tiny_checkpoint
+    from util import atomic
+    images = image_folder(tmp_path / "images", train=4, test=4)
+    checkpoint = tiny_checkpoint(tmp_path / "run" / "step_00000001.h5", "unet", options={"dataset_path": str(images)})
+    monkeypatch.setattr(atomic.os, "fsync", disk_full)
+    capsys.readouterr()
+    assert test_script.main(["--checkpoint", str(checkpoint), "--output", str(tmp_path / "out"), "--no-progress"]) == 1
+    assert "cannot write the results (No space left on device)" in one_error_line(capsys)
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []
+
+
+def test_export_py_on_a_full_disk_is_one_line_and_keeps_the_working_export(tmp_path, capsys, monkeypatch):
+    import export
+    from models.inference import load_exported
+    from tests.helpers import tiny_checkpoint
+    from util import atomic
+    checkpoint = tiny_checkpoint(tmp_path / "run" / "step_00000001.h5", "unet")
+    args = ["--checkpoint", str(checkpoint), "--output", str(tmp_path / "export"), "--format", "keras"]
+    assert export.main(args) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "export").iterdir()}
+    monkeypatch.setattr(atomic.os, "fsync", disk_full)
+    capsys.readouterr()
+    assert export.main(args) == 1
+    assert "cannot write the export (No space left on device)" in one_error_line(capsys)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "export").iterdir()} == before
+    load_exported(tmp_path / "export" / "generator.keras")  # still the working export
+
+
+def test_colorize_py_whose_manifest_cannot_be_written_names_each_photo_and_does_the_rest(
+        checkpoint, tmp_path, capsys, monkeypatch):
+    import colorize
+    photos = write_images(tmp_path / "photos", 3)
+    monkeypatch.setattr(colorize, "open", disk_full, raising=False)  # the manifest's append
+    capsys.readouterr()
+    assert colorize.main([str(photos), "--checkpoint", str(checkpoint), "--output", str(tmp_path / "out"),
+                          "--no-progress"]) == 1
+    out, err = capsys.readouterr()
+    assert "0 colorized, 0 skipped, 3 failed" in out
+    lines = err.strip().splitlines()
+    assert len(lines) == 3 and all("written, but not recorded in" in line for line in lines)
