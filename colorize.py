@@ -165,6 +165,7 @@ def main(argv=None):
     try:  # every folder an output goes into, at any depth, made and tried before any work
         for folder in sorted({dest.parent for _, dest in jobs}):
             atomic.writable_folder(folder)
+            atomic.remove_temporaries(folder, orphans_only=True)  # of a colorize.py killed mid-save
     except atomic.NotWritable as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

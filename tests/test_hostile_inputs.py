@@ -417,3 +417,21 @@ def test_colorize_py_whose_manifest_cannot_be_written_names_each_photo_and_does_
     assert "0 colorized, 0 skipped, 3 failed" in out
     lines = err.strip().splitlines()
     assert len(lines) == 3 and all("written, but not recorded in" in line for line in lines)
+
+
+# ---------------------------------------------------------------- an interrupted write leaves the last good state
+def test_the_temporary_of_a_colorize_py_killed_mid_save_is_removed_by_the_next_run(checkpoint, tmp_path):
+    import colorize
+    from util import atomic
+    photos = write_images(tmp_path / "photos", 2)
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid no process has now
+    orphan = out / f".img_000.{dead.pid}.tmp.png"  # as a kill -9 during the save leaves it
+    orphan.write_bytes(b"half a PNG")
+    alive = atomic.temporary_name(out / "other.png")  # of a writer still running (this process)
+    alive.write_bytes(b"being written")
+    assert colorize.main([str(photos), "--checkpoint", str(checkpoint), "--output", str(out), "--no-progress"]) == 0
+    assert not orphan.exists() and alive.exists()
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["img_000.png", "img_001.png"]
