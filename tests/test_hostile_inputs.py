@@ -435,3 +435,45 @@ def test_the_temporary_of_a_colorize_py_killed_mid_save_is_removed_by_the_next_r
     assert colorize.main([str(photos), "--checkpoint", str(checkpoint), "--output", str(out), "--no-progress"]) == 0
     assert not orphan.exists() and alive.exists()
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["img_000.png", "img_001.png"]
+
+
+class Killed(BaseException):
+    """A kill -9 at this point of a write (nothing after it runs)."""
+
+
+def kill_at(monkeypatch, module, name, call=1):
+    """Makes the `call`-th call of module.name the moment the process is killed."""
+    real, calls = getattr(module, name), []
+
+    def killed(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == call:
+            raise Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, killed)
+
+
+@pytest.mark.parametrize("moment", ["before the file is replaced", "before the final record"])
+def test_export_py_killed_during_a_re_export_leaves_an_export_that_loads(tmp_path, monkeypatch, moment):
+    import hashlib
+
+    import export
+    from models.inference import load_exported
+    from tests.helpers import tiny_checkpoint
+    out = tmp_path / "export"
+    first = tiny_checkpoint(tmp_path / "a" / "step_00000001.h5", "unet", steps=1)
+    second = tiny_checkpoint(tmp_path / "b" / "step_00000002.h5", "unet", steps=2)
+    assert export.main(["--checkpoint", str(first), "--output", str(out), "--format", "keras"]) == 0
+    old = hashlib.sha256((out / "generator.keras").read_bytes()).hexdigest()
+    with monkeypatch.context() as m:
+        if moment == "before the file is replaced":
+            kill_at(m, export.os, "replace")
+        else:  # the pending record is the first export.json written, the final one the second
+            kill_at(m, export.atomic, "write_text", call=2)
+        with pytest.raises(Killed):
+            export.main(["--checkpoint", str(second), "--output", str(out), "--format", "keras"])
+    model, options, state = load_exported(out / "generator.keras")  # not refused as damaged
+    now = hashlib.sha256((out / "generator.keras").read_bytes()).hexdigest()
+    assert (now == old) == (moment == "before the file is replaced")
+    assert state["step"] == (1 if now == old else 2)  # the record that goes with the file on disk
