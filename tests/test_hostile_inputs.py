@@ -477,3 +477,31 @@ def test_export_py_killed_during_a_re_export_leaves_an_export_that_loads(tmp_pat
     now = hashlib.sha256((out / "generator.keras").read_bytes()).hexdigest()
     assert (now == old) == (moment == "before the file is replaced")
     assert state["step"] == (1 if now == old else 2)  # the record that goes with the file on disk
+
+
+# ---------------------------------------------------------------- resume after the data changed
+def test_a_resume_after_photos_were_removed_starts_the_epoch_over_and_announces_data_changes(tmp_path, capsys):
+    import shutil
+
+    import train
+    from tests.helpers import image_folder
+    images = image_folder(tmp_path / "images", train=12, test=2)
+    run = tmp_path / "run"
+
+    def resume(path, *extra):
+        return train.main([*TINY_OPTIONS, "--model", "unet", "--dataset-path", str(path), "--checkpoints-path",
+                           str(run), "--save-interval", "1", *extra])
+
+    assert resume(images, "--max-steps", "2") == 0  # 8 of the epoch's 12 images seen
+    for photo in sorted((images / "train").iterdir())[4:]:
+        photo.unlink()
+    capsys.readouterr()
+    assert resume(images, "--max-steps", "3") == 0
+    out, err = capsys.readouterr()
+    assert "the training set has 4 images, 12 when step_00000002.h5 was saved: epoch 1 starts over" in err
+    assert "Finished at step 3" in out
+    moved = shutil.copytree(images, tmp_path / "moved")
+    assert resume(moved, "--max-steps", "4", "--seed", "1") == 0
+    err = capsys.readouterr().err
+    assert f"--dataset-path was {images} in step_00000003.h5, {moved} from now on" in err
+    assert "--seed was 0 in step_00000003.h5, 1 from now on" in err
