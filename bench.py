@@ -18,8 +18,10 @@ import time
 from pathlib import Path
 
 from util.quiet import quiet_tensorflow
+from util.script import start_script
 
 if __name__ == "__main__":
+    start_script()
     quiet_tensorflow()  # before TensorFlow's first import
 
 import numpy as np

@@ -8,14 +8,18 @@ checkpoint's image size) and predicts a*b*; those colours are brought back to th
 by its lightness so that they stop at its edges (--upsampling), and joined with the photo's own
 full-resolution lightness, so the output keeps every detail of the input.
 """
+import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
 
 from options import parse_colorize_options
 from util.quiet import quiet_tensorflow
+from util.script import start_script
 
 if __name__ == "__main__":
+    start_script()
     parse_colorize_options()  # --help and bad options answer before TensorFlow is imported
     quiet_tensorflow()
 
@@ -50,22 +54,36 @@ def pattern_files(pattern):
 
 
 MANIFEST = ".colorized"  # in --output: the files colorize.py wrote there, one relative path a line
+# A name holding a line break, or bytes that are not UTF-8, is written as a JSON string (escaped);
+# plain names as they are, as earlier versions wrote them all.
+_PLAIN_NAME = re.compile(r'[^"\n\r\ud800-\udfff]+')
 
 
 def written_before(output):
     """The files earlier runs wrote into `output` (resolved paths), from its manifest."""
     try:
-        lines = (output / MANIFEST).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+        lines = (output / MANIFEST).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
         return set()
-    return {(output / line).resolve() for line in lines if line.strip()}
+    return {(output / manifest_name(line)).resolve() for line in lines if line.strip()}
+
+
+def manifest_line(name):
+    return name if _PLAIN_NAME.fullmatch(name) else json.dumps(name)
+
+
+def manifest_name(line):
+    try:
+        return json.loads(line) if line.startswith('"') else line
+    except ValueError:  # a line cut by a crash names no file: harmless
+        return line
 
 
 def remember_outputs(output, paths):
     """Appends `paths` to the manifest of `output` (a line cut by a crash names no file: harmless)."""
     output = output.resolve()
     with open(output / MANIFEST, "a", encoding="utf-8") as f:
-        f.write("".join(f"{p.resolve().relative_to(output).as_posix()}\n" for p in paths))
+        f.write("".join(f"{manifest_line(p.resolve().relative_to(output).as_posix())}\n" for p in paths))
 
 
 def find_inputs(patterns, output):
@@ -117,7 +135,10 @@ def colorize_file(model, source, dest, opt, size, protected):
     for path in outputs:
         if opt.overwrite or not path.exists():
             save(colorized if path == dest else side_by_side(image, colorized), path, fmt)
-    remember_outputs(Path(opt.output), outputs)
+    try:
+        remember_outputs(Path(opt.output), outputs)
+    except OSError as e:  # a full disk: a rerun would take this output for an input
+        raise FileError(f"written, but not recorded in {Path(opt.output) / MANIFEST} ({e.strerror or e})") from None
     return "colorized"
 
 
@@ -144,6 +165,7 @@ def main(argv=None):
     try:  # every folder an output goes into, at any depth, made and tried before any work
         for folder in sorted({dest.parent for _, dest in jobs}):
             atomic.writable_folder(folder)
+            atomic.remove_temporaries(folder, orphans_only=True)  # of a colorize.py killed mid-save
     except atomic.NotWritable as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

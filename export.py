@@ -20,13 +20,16 @@ Each format's output is checked against the checkpoint's before export.py report
 (tolerances in TOLERANCE; tests/test_export.py).
 """
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
 
 from util.quiet import quiet_tensorflow
+from util.script import start_script
 
 if __name__ == "__main__":
+    start_script()
     quiet_tensorflow()  # before TensorFlow's first import
 
 import numpy as np
@@ -114,16 +117,21 @@ def export(opt):
               # they are given generator.keras instead of a checkpoint.
               "options": options, "state": state}
 
+    atomic.remove_temporaries(out, orphans_only=True)  # of an export.py killed mid-write
     if "keras" in opt.formats:
-        path = out / "generator.keras"
+        path, staged = out / "generator.keras", atomic.temporary_name(out / "generator.keras")
         keras_net = plain_generator_from(model.generator, config, "float16") if opt.float16 else plain
-        atomic.atomic_write(path, lambda tmp: keras_net.save(str(tmp)), mode=None)
-        reloaded = load_exported(path, check_digest=False)[0]  # as test.py and colorize.py will run it
-        report["formats"]["keras"] = {
-            "file": path.name, "weights_dtype": "float16" if opt.float16 else "float32",
-            "sha256": ckpt.sha256(path),  # checked when loaded: a damaged or replaced file is refused
-            "max_error": check("generator.keras", reloaded.predict_ab(L).numpy(), want,
-                               TOLERANCE["keras_float16" if opt.float16 else "keras"])}
+        try:
+            keras_net.save(str(staged))
+            reloaded = load_exported(staged, check_digest=False)[0]  # as test.py and colorize.py will run it
+            report["formats"]["keras"] = {
+                "file": path.name, "weights_dtype": "float16" if opt.float16 else "float32",
+                "sha256": ckpt.sha256(staged),  # checked when loaded: a damaged or replaced file is refused
+                "max_error": check("generator.keras", reloaded.predict_ab(L).numpy(), want,
+                                   TOLERANCE["keras_float16" if opt.float16 else "keras"])}
+            replace_keras(staged, path, report)
+        finally:
+            staged.unlink(missing_ok=True)
     if "saved_model" in opt.formats:
         path = out / "saved_model"
         module = Colorizer(plain)
@@ -146,6 +154,22 @@ def export(opt):
                                        "max_error": check("generator.tflite", got, want, TOLERANCE["litert"])}
     atomic.write_text(out / "export.json", json.dumps(report, indent=2) + "\n")
     return report
+
+
+def replace_keras(staged, path, report):
+    """Puts the checked generator.keras in place so that a kill at any moment leaves an export that
+    loads: first a record that names the new file's SHA-256 and keeps the previous record (the
+    loader takes whichever of the two the file on disk matches), then the file."""
+    record = path.with_name("export.json")
+    try:
+        previous = json.loads(record.read_text()) if record.exists() else None
+    except (OSError, ValueError):
+        previous = None
+    pending = {**report, **({"previous": previous} if isinstance(previous, dict) else {})}
+    atomic.write_text(record, json.dumps(pending, indent=2) + "\n")
+    with open(staged, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(staged, path)
 
 
 def export_litert(plain, path):
@@ -183,6 +207,9 @@ def main(argv=None):
         report = export(opt)
     except (ckpt.CheckpointError, atomic.NotWritable, ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk: each file is whole or absent (util/atomic.py)
+        print(f"error: cannot write the export ({e.strerror or e}): {e.filename or opt.output}", file=sys.stderr)
         return 1
     for name, info in report["formats"].items():
         where = info.get("file") or info.get("folder")

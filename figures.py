@@ -327,5 +327,7 @@ def main(argv=None):
 
 if __name__ == "__main__":
     from util.quiet import quiet_tensorflow
+    from util.script import start_script
+    start_script()
     quiet_tensorflow()
     main()

@@ -27,8 +27,10 @@ import time
 from pathlib import Path
 
 from util.quiet import quiet_tensorflow
+from util.script import start_script
 
 if __name__ == "__main__":
+    start_script()
     quiet_tensorflow()  # before TensorFlow's first import
 
 import numpy as np
@@ -145,12 +147,17 @@ class TuringTest:
         return self.items
 
     def _choose(self):
-        from test import stored_dataset_path  # test.py: the checkpoint's data, from any directory
-        source = load_source(self.options["dataset"], stored_dataset_path(self.options, self.csv.parent), "test",
+        from test import stored_dataset, stored_dataset_path  # test.py: the checkpoint's data, from any directory
+        source = load_source(stored_dataset(self.options, self.csv.parent),
+                             stored_dataset_path(self.options, self.csv.parent), "test",
                              self.options["image_size"], test_fraction=self.options.get("test_fraction"))
         rng = np.random.default_rng(self.seed)
         chosen = np.sort(rng.choice(len(source), min(self.count, len(source)), replace=False))
-        rgb, L, _ = next(iter(eval_batches(source.subset(chosen), len(chosen))))
+        batch = next(iter(eval_batches(source.subset(chosen), len(chosen))), None)
+        if batch is None:  # every chosen file undecodable or grey: as unusable as a missing dataset (503)
+            raise DatasetError(f"none of the {len(chosen)} test images chosen is a usable colour image "
+                               f"(undecodable or grey; the server's log names them)")
+        rgb, L, _ = batch
         fakes = evaluation.to_uint8(evaluation.colorize(self.model, L))
         truth = rng.permutation(np.arange(len(rgb)) % 2 == 0)  # half real, half colorized
         order = rng.permutation(len(rgb))
@@ -163,8 +170,10 @@ class TuringTest:
         check_session(session)
         if not self.csv.exists():
             return []
-        with open(self.csv, newline="") as f:
-            return [row for row in csv.DictReader(f) if row.get("session") == session]
+        with open(self.csv, newline="") as f:  # a row cut short (a crash, an old full disk) is no answer
+            return [row for row in csv.DictReader(f) if row.get("session") == session
+                    and str(row.get("index")).isdigit() and row.get("truth") in ("real", "fake")
+                    and row.get("answer") in ("real", "fake")]
 
     def state(self, session):
         items, answers = self._prepare(), self.answers(session)
@@ -193,17 +202,25 @@ class TuringTest:
             with self.lock, open(self.csv, "a+", newline="") as f:
                 fcntl.flock(f, fcntl.LOCK_EX)
                 f.seek(0)
-                rows = list(csv.DictReader(f))
+                text = f.read()
+                rows = list(csv.DictReader(io.StringIO(text)))
                 if len(rows) >= MAX_TURING_ROWS:
                     raise BadUpload(507, f"{self.csv.name} holds {len(rows):,} answers, its limit: move it away "
                                          f"to start a new record; this answer was not counted")
                 if not any(r.get("session") == session and r.get("index") == str(index) for r in rows):
-                    writer = csv.DictWriter(f, TURING_FIELDS)
-                    if f.tell() == 0:
-                        writer.writeheader()
-                    writer.writerow(row)  # each image once per session
-                    f.flush()
-                    os.fsync(f.fileno())
+                    end = f.tell()
+                    try:
+                        if not text.endswith("\n") and text:
+                            f.write("\r\n")  # a row a killed server cut short stays apart from this one
+                        writer = csv.DictWriter(f, TURING_FIELDS)
+                        if end == 0:
+                            writer.writeheader()
+                        writer.writerow(row)  # each image once per session
+                        f.flush()
+                        os.fsync(f.fileno())
+                    except OSError:
+                        f.truncate(end)  # no half row for the next answer to be joined to
+                        raise
         except OSError as e:
             raise BadUpload(507, f"the answer could not be recorded in {self.csv.name} ({e.strerror or e}); "
                                  f"it was not counted, answer again when the disk is fixed") from None

@@ -14,14 +14,16 @@ from pathlib import Path
 import config
 from options import parse_test_options
 from util.quiet import quiet_tensorflow
+from util.script import start_script
 
 if __name__ == "__main__":
+    start_script()
     parse_test_options()  # --help and bad options answer before TensorFlow is imported
     quiet_tensorflow()
 
 import evaluation
 import figures
-from data.datasets import load_source
+from data.datasets import DATASETS, load_source
 from data.image_files import find_images, keep_readable
 from data.errors import DatasetError
 from data.folder import folder_paths
@@ -118,8 +120,8 @@ def evaluate_checkpoints(opt):
     for _, options, _ in loaded[1:]:
         if (options["dataset"], options["image_size"]) != (first["dataset"], first["image_size"]):
             raise ckpt.CheckpointError("the checkpoints were trained on different datasets or sizes")
+    dataset = opt.dataset or stored_dataset(first, paths[0])
     dataset_path = opt.dataset_path or stored_dataset_path(first, paths[0])
-    dataset = opt.dataset or first["dataset"]
     if opt.dataset == "folder":
         sources = [(dataset, dataset_path, photo_source(dataset_path, first["image_size"], opt.max_megapixels))]
     else:
@@ -216,11 +218,22 @@ def photo_source(folder, image_size, max_megapixels):
     return file_source(paths, image_size, drop_grayscale=True, max_megapixels=max_megapixels)
 
 
+def stored_dataset(options, checkpoint):
+    """The dataset a checkpoint names, checked: one this code reads (DATASETS)."""
+    name = options.get("dataset")
+    if name not in DATASETS:
+        raise DatasetError(f"{checkpoint} names the dataset {name!r}, which this code does not read "
+                           f"({', '.join(DATASETS)}): pass --dataset and --dataset-path")
+    return name
+
+
 def stored_dataset_path(options, checkpoint):
     """The checkpoint's dataset folder (or folders, data/folder.py): stored absolute, or (older
     runs) relative to where train.py ran, which was most likely the project's root."""
+    if not isinstance(options.get("dataset_path"), str) or not options["dataset_path"]:
+        raise DatasetError(f"{checkpoint} does not say where its dataset is: pass --dataset-path")
     found = []
-    for stored in map(Path, str(options["dataset_path"]).split(os.pathsep)):
+    for stored in map(Path, options["dataset_path"].split(os.pathsep)):
         candidate = next((c for c in (stored, ROOT / stored) if c.exists()), None)
         if candidate is None:
             raise DatasetError(f"the dataset of {checkpoint} is not at {stored} (where it was trained): "
@@ -268,6 +281,10 @@ def main(argv=None):
         write_outputs(opt, *evaluate_checkpoints(opt))
     except (DatasetError, ckpt.CheckpointError, atomic.NotWritable) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # a full disk after the evaluation: each file is whole or absent (util/atomic.py)
+        print(f"error: cannot write the results ({e.strerror or e}): {e.filename or output_folder(opt)}",
+              file=sys.stderr)
         return 1
     return 0
 

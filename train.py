@@ -31,8 +31,10 @@ if __name__ == "__main__" and strategy_option(sys.argv[1:]) == "multiworker":
 from config import ARCHITECTURE_OPTIONS, RECIPE_OPTIONS, defaults_for  # noqa: E402
 from options import parse_train_options  # noqa: E402
 from util.quiet import quiet_tensorflow  # noqa: E402
+from util.script import start_script  # noqa: E402
 
 if __name__ == "__main__":
+    start_script()
     parse_train_options()  # --help and bad options answer before TensorFlow is imported
     quiet_tensorflow()
 
@@ -115,10 +117,15 @@ def build_model(opt, strategy=None):
     return ColorizationModel(config, opt, strategy)
 
 
+# Options a resumed run may change besides the recipe's, each announced: the data it reads and the
+# order it reads them in.
+DATA_OPTIONS = ("dataset_path", "test_fraction", "seed")
+
+
 def check_resumable(latest, opt, announce=True):
     """Refuses to resume a checkpoint whose architecture options differ from this command's."""
     _, saved, _ = ckpt.read_metadata(latest)
-    changed = [k for k in RECIPE_OPTIONS if k in saved and saved[k] != getattr(opt, k)]
+    changed = [k for k in RECIPE_OPTIONS + DATA_OPTIONS if k in saved and saved[k] != getattr(opt, k)]
     for k in changed if announce else ():  # allowed, never silent
         print(f"note: --{k.replace('_', '-')} was {saved[k]} in {latest.name}, {getattr(opt, k)} from now on",
               file=sys.stderr)
@@ -129,6 +136,18 @@ def check_resumable(latest, opt, announce=True):
         raise ckpt.CheckpointError(
             f"{latest} belongs to another run ({describe_difference(saved, wanted)}); "
             f"use another --checkpoints-path or the checkpoint's options")
+
+
+def resumed_position(latest, state, n_images):
+    """Where in its epoch a resumed run goes on: where it stopped, or at the epoch's start when the
+    training set changed size since (photos added or removed: the epoch's order is another one)."""
+    saved = ckpt.read_metadata(latest)[1].get("train_images")
+    if saved in (None, n_images) and state["position"] <= n_images:
+        return state["position"]
+    was = f", {saved} when {latest.name} was saved" if saved else ""
+    print(f"note: the training set has {n_images} images{was}: epoch {state['epoch'] + 1} starts over",
+          file=sys.stderr)
+    return 0
 
 
 def newest_readable(candidates):
@@ -241,6 +260,8 @@ def _train(opt, strategy, run, watchdog):
     with watchdog.collective():  # several workers: variables are made and shared together
         model = build_model(opt, strategy)
     state, latest = restore_intact(model, candidates, opt)
+    if latest:
+        state = {**state, "position": resumed_position(latest, state, len(train_source))}
     if latest is None and opt.init_generator:
         state = warm_start(model, opt)
     if distribute.is_multi_worker(strategy):

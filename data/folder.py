@@ -92,5 +92,5 @@ def _hash_split(paths, root: Path, test_fraction) -> tuple[list[str], list[str]]
 
 def _unit_hash(relpath: str) -> float:
     """A stable number in [0, 1) for a path (md5: unlike hash(), the same in every process)."""
-    digest = hashlib.md5(Path(relpath).as_posix().encode("utf-8")).digest()
+    digest = hashlib.md5(os.fsencode(Path(relpath).as_posix())).digest()  # a name need not be UTF-8
     return int.from_bytes(digest[:8], "big") / 2**64

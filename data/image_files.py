@@ -1,8 +1,11 @@
 """Finding image files on disk and checking their headers, without decoding them."""
 import logging
 import os
+import stat
 
 from tqdm import tqdm
+
+from util.runlock import LOCK_NAME
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +20,11 @@ _BMP_DIB_SIZES = (12, 40, 52, 56, 64, 108, 124)
 
 def sniff_image(path) -> str | None:
     """The image format named by the file's first 16 bytes: jpeg, png, bmp, webp, gif, or None."""
-    try:
-        with open(path, "rb") as f:
+    try:  # non-blocking: a named pipe put there after the scan answers at once, and is refused
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
             head = f.read(16)
     except OSError:
         return None
@@ -46,9 +52,14 @@ def scan_images(root, recursive=True) -> tuple[list[str], dict[str, int]]:
     Each folder is stat'd before it is listed, so anything added or removed during or after the
     scan shows as a newer mtime (that is what makes the mtimes a valid cache key). Hidden files and
     folders (".git", macOS "._x.jpg" forks, ".ipynb_checkpoints") are not data and are skipped.
+    Only what lies under root is data: a link to a folder elsewhere (the parent folder, say) and a
+    train.py run folder (its sample grids) are skipped with a warning, and so is anything named
+    like an image that is not a regular file (a named pipe would block its reader forever).
     """
     paths, mtimes, seen = [], {}, set()
-    stack = [os.path.abspath(root)]
+    top = os.path.abspath(root)
+    inside = os.path.join(os.path.realpath(top), "")
+    stack = [top]
     while stack:
         folder = stack.pop()
         st = os.stat(folder)
@@ -62,15 +73,32 @@ def scan_images(root, recursive=True) -> tuple[list[str], dict[str, int]]:
                     continue
                 try:
                     is_dir = entry.is_dir()
+                    is_file = not is_dir and entry.is_file()
                 except OSError as e:  # a symlink loop, a dangling link on a flaky mount
                     log.warning("skipping %s: %s", entry.path, e.strerror or e)
                     continue
                 if is_dir:
-                    if recursive:
+                    if recursive and _data_folder(entry.path, inside):
                         stack.append(entry.path)
                 elif is_image_name(entry.name):
-                    paths.append(entry.path)
+                    if is_file:
+                        paths.append(entry.path)
+                    else:
+                        log.warning("skipping %s: not a regular file (a named pipe, device or socket)", entry.path)
     return sorted(paths), mtimes
+
+
+def _data_folder(path, inside) -> bool:
+    """Whether a subfolder holds data: it lies under the scanned folder once links are followed
+    (`inside`: that folder's real path, ending in a separator) and is no run folder."""
+    real = os.path.realpath(path)
+    if not os.path.join(real, "").startswith(inside):
+        log.warning("skipping %s: a link to %s, outside the dataset folder", path, real)
+        return False
+    if os.path.isfile(os.path.join(path, LOCK_NAME)):
+        log.warning("skipping %s: a train.py run folder (its sample grids are not data)", path)
+        return False
+    return True
 
 
 def find_images(root, recursive=True) -> list[str]:
@@ -93,9 +121,11 @@ def keep_readable(paths) -> tuple[list[str], int]:
 
 def _why_not_image(path) -> str:
     try:
-        size = os.path.getsize(path)
+        st = os.stat(path)
     except OSError as e:
         return f"unreadable ({e.strerror or e})"
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a named pipe, device or socket)"
+    if st.st_size == 0:
         return "empty file"
     return "not a JPEG, PNG, BMP, WebP or GIF file (wrong header)"

@@ -153,7 +153,7 @@ def _decoded_files(source, keys, indices):
     if n == 0:
         return tf.data.Dataset.from_tensor_slices((keys, np.zeros((0, source.image_size, source.image_size, 3),
                                                                    np.uint8)))
-    path_table = tf.constant(paths.astype(str))
+    path_table = tf.constant([os.fsencode(p) for p in paths])  # bytes: a name need not be UTF-8
     blank = tf.zeros([source.image_size, source.image_size, 3], tf.uint8)
 
     def decode(i):  # i == n is a sentinel: it shows files skipped at the very end

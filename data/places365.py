@@ -3,8 +3,10 @@
 Listing and checking 1.8 million files takes minutes, so the list is written to train.flist /
 test.flist in the dataset folder (as the reference code does), with a sidecar .json recording the
 mtime of every folder scanned. Adding or removing a file changes its folder's mtime, and adding a
-folder changes its parent's, so stat'ing a few hundred folders tells whether the list is stale.
+folder changes its parent's, so stat'ing a few hundred folders tells whether the list is stale. The
+sidecar also holds the list's SHA-256: a list damaged or edited by hand is rebuilt, not trusted.
 """
+import hashlib
 import json
 import logging
 import os
@@ -22,7 +24,7 @@ log = logging.getLogger(__name__)
 # (places365_standard/{train,val}/<category>/*.jpg), and a folder that is places365_standard itself.
 SPLIT_FOLDERS = {"train": ("data_256", "places365_standard/train", "train"),
                  "test": ("val_256", "places365_standard/val", "val")}
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: the sidecar holds the list's SHA-256
 # A folder changed less than a timestamp tick before the scan can change again without its mtime
 # moving ("racy", as git calls it). 2 s covers coarse filesystems (FAT); such folders are recorded
 # as unknown, so the next run rescans once.
@@ -81,21 +83,24 @@ def _load_cache(root: Path, flist: Path, folder: Path) -> list[str] | None:
         for rel, mtime in meta["mtimes"].items():
             if os.stat(root / rel).st_mtime_ns != mtime:
                 return None
-        lines = flist.read_text(encoding="utf-8").split("\n")[:-1]  # every line ends in \n
+        data = flist.read_bytes()
     except (OSError, ValueError, KeyError, AttributeError):  # absent, removed folder or damaged
         return None
-    if len(lines) != meta.get("count"):  # the .flist was cut short or replaced by hand
+    if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+        log.warning("%s is not the list that was cached (damaged or edited): listing the folder again", flist)
         return None
+    lines = [os.fsdecode(line) for line in data.split(b"\n")[:-1]]  # every line ends in \n
     prefix = os.path.join(root, "")
     return [prefix + line for line in lines]
 
 
 def _save_cache(root: Path, flist: Path, folder: Path, paths, mtimes):
     """Write the list and its sidecar atomically; on a read-only dataset folder just say so."""
+    data = b"".join(os.fsencode(line) + b"\n" for line in _relative(paths, root))  # a name's own bytes
     meta = {"version": _CACHE_VERSION, "folder": _rel(folder, root), "count": len(paths),
-            "mtimes": {_rel(d, root): m for d, m in mtimes.items()}}
+            "sha256": hashlib.sha256(data).hexdigest(), "mtimes": {_rel(d, root): m for d, m in mtimes.items()}}
     try:
-        atomic.write_text(flist, "".join(line + "\n" for line in _relative(paths, root)))
+        atomic.write_bytes(flist, data)
         atomic.write_text(_sidecar(flist), json.dumps(meta, indent=0))
     except OSError as e:
         log.warning("cannot cache the file list as %s (%s): it will be rebuilt on every run",

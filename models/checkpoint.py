@@ -162,10 +162,20 @@ def restore_variables(path, variable_groups):
         variable.assign(value)
 
 
+def check_readable(path):
+    """A CheckpointError, not a DamagedCheckpoint (nothing is set aside), where the file cannot be
+    opened for reading (its permissions, a flaky mount)."""
+    try:
+        open(path, "rb").close()
+    except OSError as e:
+        raise CheckpointError(f"cannot read {path}: {e.strerror or e} (check its permissions)") from None
+
+
 def _open(path):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    check_readable(path)
     try:
         f = h5py.File(path, "r")
     except OSError:

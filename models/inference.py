@@ -105,10 +105,14 @@ def load_exported(path, bn_statistics="moving", check_digest=True):
                                    f"--bn-statistics batch needs a training checkpoint (step_*.h5)")
     meta_path = Path(path).with_name("export.json")
     try:
-        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        meta = export_record(json.loads(meta_path.read_text()) if meta_path.exists() else {}, meta_path)
     except (OSError, ValueError) as e:
         raise ckpt.CheckpointError(f"{meta_path} is unreadable ({e})") from None
-    digest = ((meta.get("formats") or {}).get("keras") or {}).get("sha256") if isinstance(meta, dict) else None
+    ckpt.check_readable(path)
+    if check_digest and meta.get("previous") and _keras_digest(meta) != ckpt.sha256(path):
+        # export.py was stopped before it put the new file in place: the file is the previous one
+        meta = export_record(meta["previous"], meta_path)
+    digest = _keras_digest(meta)
     if check_digest and digest and ckpt.sha256(path) != digest:
         raise ckpt.CheckpointError(f"{path} is damaged or was replaced: its SHA-256 is not the one {meta_path.name} "
                                    f"records (restore it, e.g. git checkout -- {Path(path).name})")
@@ -125,9 +129,26 @@ def load_exported(path, bn_statistics="moving", check_digest=True):
     generator = in_float32(generator)
     options = meta.get("options") or {}
     state = meta.get("state") or {"step": meta.get("step", 0), "epoch": 0}
-    model = ExportedGenerator(generator, options.get("image_size") or meta.get("image_size"),
-                              meta.get("weights", "raw"))
+    image_size = options.get("image_size") or meta.get("image_size")
+    if not (image_size is None or type(image_size) is int and 0 < image_size <= 8192):
+        raise ckpt.CheckpointError(f"{meta_path} records the image size {image_size!r}, not a size in pixels: "
+                                   f"export again, or remove it and pass --size")
+    model = ExportedGenerator(generator, image_size, meta.get("weights", "raw"))
     return model, options, state
+
+
+def export_record(meta, meta_path):
+    """The contents of an export.json, checked to be what export.py writes (CheckpointError)."""
+    if not (isinstance(meta, dict) and all(isinstance(meta.get(k) or {}, dict)
+                                           for k in ("options", "state", "formats", "previous"))
+            and isinstance((meta.get("formats") or {}).get("keras") or {}, dict)):
+        raise ckpt.CheckpointError(f"{meta_path} is not what export.py writes (a JSON object of the run's options "
+                                   f"and state): export again, or remove it and pass --size")
+    return meta
+
+
+def _keras_digest(meta):
+    return ((meta.get("formats") or {}).get("keras") or {}).get("sha256")
 
 
 def in_float32(model):

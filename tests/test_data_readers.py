@@ -407,6 +407,7 @@ def test_places365_read_only_folder_works_without_cache(tmp_path, monkeypatch, c
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(places365.atomic, "write_text", refuse)
+    monkeypatch.setattr(places365.atomic, "write_bytes", refuse)
     with caplog.at_level(logging.WARNING):
         assert list_places365(tmp_path, "train") == train
     assert "rebuilt on every run" in caplog.text

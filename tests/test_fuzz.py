@@ -73,7 +73,8 @@ def test_colorize_py_does_the_good_files_and_names_each_bad_one_once(corpus, che
     assert status == 1 and skipped == 0 and done + failed == len(manifest) and failed == len(counts)
     check_named(counts, manifest)
     assert len(list((tmp_path / "out").glob("*.png"))) == done
-    assert all("over the limit of 5 (--max-megapixels)" in reasons[n] for n in counts if n.startswith(("bomb", "strip")))
+    assert all("over the limit of 5 (--max-megapixels)" in reasons[n] for n in counts if n.startswith("bomb"))
+    assert all("(1/40 of --max-megapixels 5)" in reasons[n] for n in counts if n.startswith("strip"))
     assert peak < PEAK_MB
 
 

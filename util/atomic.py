@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 # .<target stem>.<pid>.tmp<target suffix>: the suffix kept, for writers that insist on it (Keras)
-_TEMPORARY = re.compile(r"^\..+\.\d+\.tmp(\.[^.]+)?$")
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp(\.[^.]+)?$")
 
 
 def temporary_name(path):
@@ -52,18 +52,30 @@ def write_bytes(path, data):
     atomic_write(path, lambda f: f.write(data), "wb")
 
 
-def remove_temporaries(folder):
+def remove_temporaries(folder, orphans_only=False):
     """Deletes the temporaries interrupted writes left in `folder` (only call it where no other
-    process writes: a run folder under its lock); returns their names."""
+    process writes: a run folder under its lock; or with orphans_only, those whose writer, named
+    by the pid in the name, is no longer running on this machine); returns their names."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     gone = []
     for p in folder.iterdir():
-        if _TEMPORARY.match(p.name) and p.is_file():
-            p.unlink()
+        match = _TEMPORARY.match(p.name)
+        if match and p.is_file() and not (orphans_only and _running(int(match.group(1)))):
+            p.unlink(missing_ok=True)
             gone.append(p.name)
     return sorted(gone)
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
 
 
 class NotWritable(Exception):
