@@ -21,6 +21,7 @@ Each format's output is checked against the checkpoint's before export.py report
 """
 import json
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -133,14 +134,21 @@ def export(opt):
         finally:
             staged.unlink(missing_ok=True)
     if "saved_model" in opt.formats:
-        path = out / "saved_model"
+        # Written and checked under a temporary name, then put in place: a kill at any moment
+        # leaves the previous SavedModel or the new one (util/atomic.replace_folder).
+        path, staged = out / "saved_model", atomic.temporary_name(out / "saved_model")
         module = Colorizer(plain)
-        tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
-        served = tf.saved_model.load(str(path)).signatures["serving_default"](grey=tf.constant(grey))
-        expected_rgb = color.to_uint8(color.model_output_to_rgb(L, want)).numpy()
-        report["formats"]["saved_model"] = {"folder": path.name, "max_error": check(
-            "saved_model ab", served["ab"].numpy(), want, TOLERANCE["saved_model"]),
-            "max_rgb_levels": check("saved_model rgb", served["rgb"].numpy(), expected_rgb, TOLERANCE["rgb_levels"])}
+        try:
+            tf.saved_model.save(module, str(staged), signatures={"serving_default": module.serve})
+            served = tf.saved_model.load(str(staged)).signatures["serving_default"](grey=tf.constant(grey))
+            expected_rgb = color.to_uint8(color.model_output_to_rgb(L, want)).numpy()
+            report["formats"]["saved_model"] = {"folder": path.name, "max_error": check(
+                "saved_model ab", served["ab"].numpy(), want, TOLERANCE["saved_model"]),
+                "max_rgb_levels": check("saved_model rgb", served["rgb"].numpy(), expected_rgb,
+                                        TOLERANCE["rgb_levels"])}
+            atomic.replace_folder(staged, path)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
     if "onnx" in opt.formats:
         path = out / "generator.onnx"
         export_onnx(plain, path)

@@ -479,6 +479,46 @@ def test_export_py_killed_during_a_re_export_leaves_an_export_that_loads(tmp_pat
     assert state["step"] == (1 if now == old else 2)  # the record that goes with the file on disk
 
 
+def test_export_py_killed_during_a_saved_model_re_export_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    import export
+    import numpy as np
+    import tensorflow as tf
+    from tests.helpers import tiny_checkpoint
+    out = tmp_path / "export"
+    first = tiny_checkpoint(tmp_path / "a" / "step_00000001.h5", "unet", steps=1)
+    second = tiny_checkpoint(tmp_path / "b" / "step_00000002.h5", "unet", steps=2)
+    assert export.main(["--checkpoint", str(first), "--output", str(out), "--format", "saved_model"]) == 0
+    grey = tf.zeros([1, 16, 16, 1], tf.uint8) + 100
+
+    def served():
+        return tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"](grey=grey)["ab"].numpy()
+    before = served()
+    with monkeypatch.context() as m:
+        kill_at(m, export.atomic, "replace_folder")  # the new SavedModel written and checked, not yet in place
+        with pytest.raises(Killed):
+            export.main(["--checkpoint", str(second), "--output", str(out), "--format", "saved_model"])
+    assert np.array_equal(served(), before)  # the previous export, whole
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # its staging folder removed
+    assert export.main(["--checkpoint", str(second), "--output", str(out), "--format", "saved_model"]) == 0
+    assert not np.array_equal(served(), before)  # replaced by the next export that finishes
+
+
+def test_the_exported_keras_file_loads_under_jax(tmp_path):
+    import importlib.util
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("JAX is not installed (pip install jax): the .keras file's other backend is not checked")
+    import export
+    from tests.helpers import tiny_checkpoint
+    checkpoint = tiny_checkpoint(tmp_path / "run" / "step_00000001.h5", "unet", steps=1)
+    assert export.main(["--checkpoint", str(checkpoint), "--output", str(tmp_path / "out"), "--format", "keras"]) == 0
+    code = ("import keras, numpy as np; m = keras.saving.load_model(%r); "
+            "print(float(np.abs(np.asarray(m(np.zeros((1, 16, 16, 1), 'float32')))).max()))") % str(tmp_path / "out" / "generator.keras")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "KERAS_BACKEND": "jax"}, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 0 <= float(result.stdout.split()[-1]) <= 1  # the tanh head's a*b*
+
+
 # ---------------------------------------------------------------- resume after the data changed
 def test_a_resume_after_photos_were_removed_starts_the_epoch_over_and_announces_data_changes(tmp_path, capsys):
     import shutil

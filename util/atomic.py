@@ -4,6 +4,7 @@ temporary of an interrupted write is removed on any error, and by `remove_tempor
 kill -9. The file gets the permissions of any new file (0666 less the umask), not 0600."""
 import os
 import re
+import shutil
 from pathlib import Path
 
 # .<target stem>.<pid>.tmp<target suffix>: the suffix kept, for writers that insist on it (Keras)
@@ -13,6 +14,20 @@ _TEMPORARY = re.compile(r"^\..+\.(\d+)\.tmp(\.[^.]+)?$")
 def temporary_name(path):
     path = Path(path)
     return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+def replace_folder(staged, path):
+    """Puts the finished folder `staged` (a temporary_name beside `path`) in place of `path`: the
+    old folder is renamed to a temporary name first (POSIX renames no folder over another that
+    holds files) and removed after, so only the instant between the two renames has neither."""
+    staged, path = Path(staged), Path(path)
+    old = None
+    if path.exists():
+        old = path.with_name(f".{path.name}.{os.getpid()}.tmp.old")
+        os.rename(path, old)
+    os.rename(staged, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask():
@@ -62,8 +77,13 @@ def remove_temporaries(folder, orphans_only=False):
     gone = []
     for p in folder.iterdir():
         match = _TEMPORARY.match(p.name)
-        if match and p.is_file() and not (orphans_only and _running(int(match.group(1)))):
-            p.unlink(missing_ok=True)
+        if match and not p.is_symlink() and not (orphans_only and _running(int(match.group(1)))):
+            if p.is_dir():  # a folder staged whole (export.py's saved_model)
+                shutil.rmtree(p, ignore_errors=True)
+            elif p.is_file():
+                p.unlink(missing_ok=True)
+            else:
+                continue
             gone.append(p.name)
     return sorted(gone)
 
