@@ -85,8 +85,9 @@ def row(options, network, scores, state=None, bn_statistics="-", weights="raw"):
             "Colourfulness": f"{scores['colourfulness']:.1f} (truth {scores['colourfulness_true']:.1f})",
             "Palette": round(100 * scores["palette"], 1),
             # As published tables: the mean of per-image PSNRs and DDColor's colourfulness, at 256x256.
-            "PSNR 256": round(scores["psnr_256"], 2),
-            "Colourfulness 256": f"{scores['colourfulness_256']:.1f} (truth {scores['colourfulness_256_true']:.1f})",
+            "PSNR 256": round(scores["psnr_256"], 2) if "psnr_256" in scores else "-",
+            "Colourfulness 256": (f"{scores['colourfulness_256']:.1f} (truth {scores['colourfulness_256_true']:.1f})"
+                                  if "colourfulness_256" in scores else "-"),
             # models/realism.py: the held-out accuracy of a classifier of real against colorized (50 %: alike).
             "Classifier": round(100 * scores["classifier"], 1) if "classifier" in scores else "-"}
 

@@ -20,7 +20,8 @@ def test_bench_quick_runs_and_writes_well_formed_json(tmp_path):
         assert data[name]["traces"] == 1  # one trace per input shape
         assert data[name]["share_of_peak"] > 0  # the FLOP counts are checked below, not timings
     for precision in ("float32", "mixed"):
-        assert data[f"step photo recipe (unet-narrow 128) {precision}"]["images_per_s"] > 0
+        for kind in ("unet", "gan"):
+            assert data[f"step photo recipe {kind} (unet-narrow 128) {precision}"]["images_per_s"] > 0
     assert data["colorize.py, shipped model, 640x480 grey jpeg"]["seconds"] > 0
     assert data["pipeline cifar10 pickles"]["images_per_s"] > 0
     assert data["evaluation cifar10 float32 (test.py path)"]["images_per_s"] > 0
@@ -94,7 +95,7 @@ def test_the_photo_steps_flops_are_those_of_the_narrow_unet_the_checkpoint_names
 @pytest.mark.slow
 def test_the_profile_finds_the_steps_convolutions_and_writes_a_trace(tmp_path):
     import bench
-    seconds, wall = bench.profile_step("unet", False, 1, 4, tmp_path / "trace")
+    seconds, wall = bench.profile_step(bench.preset_config("cifar10", "unet"), 1, 4, tmp_path / "trace")
     assert list((tmp_path / "trace").rglob("*.xplane.pb"))  # TensorBoard's profile tab reads it
     assert wall > 0 and sum(seconds.values()) > 0
     groups = {bench.op_group(op) for op in seconds}
