@@ -133,8 +133,9 @@ def auc_ab(lab_true, lab_pred, max_thresh=150):
     return passed.mean(axis=(1, 2)) / (max_thresh + 1)
 
 
-def colourfulness(rgb):
-    """Hasler and Suesstrunk's colourfulness M of each image (0 for a grey image)."""
+def colourfulness(rgb, absolute=False):
+    """Hasler and Suesstrunk's colourfulness M of each image (0 for a grey image); absolute: the
+    opponent channels in absolute value, as DDColor's evaluation computes it (colourfulness_ddcolor)."""
     # Hasler and Suesstrunk 2003, "Measuring colourfulness in natural images", eq. 3 (M^(3)):
     # rg = R - G, yb = (R + G) / 2 - B on 0-255 values; population standard deviations.
     x = np.asarray(rgb, dtype=np.float64)
@@ -143,6 +144,8 @@ def colourfulness(rgb):
     r, g, b = x[..., 0], x[..., 1], x[..., 2]
     rg = r - g
     yb = 0.5 * (r + g) - b
+    if absolute:
+        rg, yb = np.abs(rg), np.abs(yb)
     std = np.sqrt(rg.var(axis=(1, 2)) + yb.var(axis=(1, 2)))
     mean = np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
     return std + 0.3 * mean
@@ -174,14 +177,7 @@ def colourfulness_ddcolor(rgb):
     """Colourfulness as DDColor's evaluation computes it (Kang et al. 2023, basicsr/metrics): Hasler
     and Suesstrunk's M with the opponent channels in absolute value, |R - G| and |(R + G) / 2 - B|,
     per image. Published tables score uint8 sRGB images at 256x256 (`at_256`)."""
-    x = np.asarray(rgb, dtype=np.float64)
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected a batch shaped (N, H, W, 3), got {x.shape}")
-    r, g, b = x[..., 0], x[..., 1], x[..., 2]
-    rg, yb = np.abs(r - g), np.abs(0.5 * (r + g) - b)
-    std = np.sqrt(rg.var(axis=(1, 2)) + yb.var(axis=(1, 2)))
-    mean = np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
-    return std + 0.3 * mean
+    return colourfulness(rgb, absolute=True)
 
 
 def at_256(rgb):
