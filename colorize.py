@@ -1,5 +1,5 @@
 """Colorize your own photos, at their full resolution, with a trained checkpoint (the command line;
-the photo work is photos.py's, the writing photo_io.py's).
+the photo work is inference/photos.py's, the writing inference/photo_io.py's).
 
     python colorize.py photos/ old/*.jpg scan.tif --checkpoint checkpoints/places365_gan --output coloured/
 
@@ -27,9 +27,9 @@ from tqdm import tqdm  # noqa: E402
 
 from data.image_files import PHOTO_EXTENSIONS
 from models import checkpoint as ckpt
-from models.inference import load_for_inference
-from photo_io import FORMATS, save
-from photos import FileError, colorize_image, read_image, side_by_side
+from inference.loading import load_for_inference
+from inference.photo_io import FORMATS, save
+from inference.photos import FileError, colorize_image, read_image, side_by_side
 from util import atomic
 
 parse_options = parse_colorize_options

@@ -38,7 +38,7 @@ import tensorflow as tf
 
 from data import color
 from models import checkpoint as ckpt
-from models.inference import load_exported, load_for_inference
+from inference.loading import load_exported, load_for_inference
 from models.generator import plain_generator_from
 from models.presets import downsampling_factor
 from options import Parser, add_checkpoint, add_weights

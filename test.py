@@ -7,11 +7,10 @@ Each checkpoint (a file, or a run folder for its latest) says its dataset and ar
 import functools
 import itertools
 import json
-import os
 import sys
 from pathlib import Path
 
-import config
+from options import changes, defaults_for, flag
 from options import parse_test_options
 from util.quiet import quiet_tensorflow
 from util.script import start_script
@@ -21,18 +20,17 @@ if __name__ == "__main__":
     parse_test_options()  # --help and bad options answer before TensorFlow is imported
     quiet_tensorflow()
 
-import evaluation
-import figures
-from data.datasets import DATASETS, load_source
+from evaluation import scoring
+from evaluation import plots
+from data.datasets import load_source, stored_dataset, stored_dataset_path
 from data.image_files import find_images, keep_readable
 from data.errors import DatasetError
 from data.folder import folder_paths
 from data.pipeline import file_source, fixed_sample
 from models import checkpoint as ckpt
-from models.inference import load_for_inference
+from inference.loading import load_for_inference
 from util import atomic
 
-ROOT = Path(__file__).resolve().parent
 
 COLUMNS = ("Dataset", "Network", "BatchNorm", "Batch size", "Epochs", "Hours", "MAE", "Accuracy", "PSNR", "SSIM", "AuC",
            "Colourfulness", "Palette", "PSNR 256", "Colourfulness 256", "Classifier")
@@ -46,17 +44,17 @@ parse_options = parse_test_options
 
 def describe_network(options, state):
     """The network column of a trained checkpoint: its model, its recipe, what the run changed from
-    that recipe (config.changes) and its origin."""
+    that recipe (options.py's changes) and its origin."""
     network = NETWORK_NAMES.get(options.get("model"), "generator")
-    default = config.defaults_for(options)
+    default = defaults_for(options)
     if default.recipe != "paper":
         network = f"{network}, {default.recipe} recipe"
     if options.get("generator", "unet") != default.generator:
         network = f"{network}, {options['generator']}"  # another network than its recipe's
-    changed = config.changes(options)
+    changed = changes(options)
     if "lr_decay_steps" in changed:
         network = f"{network}, rate x{options.get('lr_decay_rate', 0.1):g} per {changed['lr_decay_steps']:,.0f} steps"
-    network = ", ".join([network] + [config.flag(k, v) for k, v in changed.items() if k not in NAMED_ELSEWHERE])
+    network = ", ".join([network] + [flag(k, v) for k, v in changed.items() if k not in NAMED_ELSEWHERE])
     if options.get("init_generator"):  # train.py --init-generator: the pretraining is counted
         network = f"{network}, G from a {state.get('init_seconds', 0) / 3600:.2f} h run"
     return network
@@ -88,7 +86,7 @@ def row(options, network, scores, state=None, bn_statistics="-", weights="raw"):
             "PSNR 256": round(scores["psnr_256"], 2) if "psnr_256" in scores else "-",
             "Colourfulness 256": (f"{scores['colourfulness_256']:.1f} (truth {scores['colourfulness_256_true']:.1f})"
                                   if "colourfulness_256" in scores else "-"),
-            # models/realism.py: the held-out accuracy of a classifier of real against colorized (50 %: alike).
+            # evaluation/realism.py: the held-out accuracy of a classifier of real against colorized (50 %: alike).
             "Classifier": round(100 * scores["classifier"], 1) if "classifier" in scores else "-"}
 
 
@@ -154,8 +152,8 @@ def score_source(opt, paths, loaded, weights, protocols, dataset, dataset_path, 
     what = f"the colour photos among {n} images" if opt.dataset == "folder" else f"{n} test images"
     print(f"Evaluating on {what} of {dataset} ({dataset_path})")
     first = loaded[0][1]
-    baseline = turing(opt, evaluation.evaluate(None, source, opt.batch_size, limit, progress=opt.progress,
-                                               predict=evaluation.no_colour, acc_thresh=opt.acc_thresh,
+    baseline = turing(opt, scoring.evaluate(None, source, opt.batch_size, limit, progress=opt.progress,
+                                               predict=scoring.no_colour, acc_thresh=opt.acc_thresh,
                                                pairs=opt.classifier_images))
     rows = [row(first, "no colour (a* = b* = 0)", baseline)]
     rows[-1]["Classifier curve"] = baseline.get("classifier_curve")
@@ -169,7 +167,7 @@ def score_source(opt, paths, loaded, weights, protocols, dataset, dataset_path, 
             scored.add((model.weights_used, protocol))
             # Batch statistics depend on the batch: the reference's, at its training batch size.
             batch_size = options["batch_size"] if protocol == "batch" else opt.batch_size
-            scores = turing(opt, evaluation.evaluate(model, source, batch_size, limit, progress=opt.progress,
+            scores = turing(opt, scoring.evaluate(model, source, batch_size, limit, progress=opt.progress,
                                                      acc_thresh=opt.acc_thresh, pairs=opt.classifier_images))
             rows.append(row(options, None, scores, state, protocol, model.weights_used))
             rows[-1]["Checkpoint"] = str(path)
@@ -181,11 +179,11 @@ def score_source(opt, paths, loaded, weights, protocols, dataset, dataset_path, 
 
 
 def turing(opt, scores):
-    """The scores with the classifier test's accuracy and curve (models/realism.py), when it has
+    """The scores with the classifier test's accuracy and curve (evaluation/realism.py), when it has
     its pairs (test.py --classifier-images; 0: none)."""
     real, colorized = scores.pop("pairs", (None, None))
     if real is not None and len(real) >= 4:
-        from models.realism import classifier_test
+        from evaluation.realism import classifier_test
         scores["classifier"], scores["classifier_curve"] = classifier_test(real, colorized, seed=opt.seed)
     return scores
 
@@ -194,8 +192,8 @@ def full_resolution_rows(opt, paths, loaded, photo_paths, first):
     """The table again with each photo colorized at its full resolution (colorize.py's path), for
     each --upsampling asked for."""
     print("Scoring the same photos at full resolution, as colorize.py writes them")
-    photo_paths = evaluation.full_resolution_photos(photo_paths, first["image_size"], opt.max_megapixels)
-    score = functools.partial(evaluation.evaluate_photos, paths=photo_paths, size=first["image_size"],
+    photo_paths = scoring.full_resolution_photos(photo_paths, first["image_size"], opt.max_megapixels)
+    score = functools.partial(scoring.evaluate_photos, paths=photo_paths, size=first["image_size"],
                               progress=opt.progress, acc_thresh=opt.acc_thresh, max_megapixels=opt.max_megapixels)
     rows = [row(first, "no colour (a* = b* = 0)", score(None))]
     rows[-1]["Dataset"] = "folder, full resolution"
@@ -219,30 +217,6 @@ def photo_source(folder, image_size, max_megapixels):
     return file_source(paths, image_size, drop_grayscale=True, max_megapixels=max_megapixels)
 
 
-def stored_dataset(options, checkpoint):
-    """The dataset a checkpoint names, checked: one this code reads (DATASETS)."""
-    name = options.get("dataset")
-    if name not in DATASETS:
-        raise DatasetError(f"{checkpoint} names the dataset {name!r}, which this code does not read "
-                           f"({', '.join(DATASETS)}): pass --dataset and --dataset-path")
-    return name
-
-
-def stored_dataset_path(options, checkpoint):
-    """The checkpoint's dataset folder (or folders, data/folder.py): stored absolute, or (older
-    runs) relative to where train.py ran, which was most likely the project's root."""
-    if not isinstance(options.get("dataset_path"), str) or not options["dataset_path"]:
-        raise DatasetError(f"{checkpoint} does not say where its dataset is: pass --dataset-path")
-    found = []
-    for stored in map(Path, options["dataset_path"].split(os.pathsep)):
-        candidate = next((c for c in (stored, ROOT / stored) if c.exists()), None)
-        if candidate is None:
-            raise DatasetError(f"the dataset of {checkpoint} is not at {stored} (where it was trained): "
-                               f"pass --dataset-path")
-        found.append(str(candidate))
-    return os.pathsep.join(found)
-
-
 def output_folder(opt):
     return Path(opt.output) if opt.output else ckpt.resolve_checkpoint(opt.checkpoint[0]).parent
 
@@ -255,22 +229,22 @@ def write_outputs(opt, paths, loaded, source, rows, baseline):
     print(table)
 
     rgb, L, _ = fixed_sample(source, opt.sample_size, opt.seed)
-    colorized = [evaluation.to_uint8(evaluation.colorize(model, L)) for model, _, _ in loaded]
-    grid = figures.triplet_grid(rgb.numpy(), colorized)
-    figures.save_image(grid, out / "samples.png", min_size=768)
+    colorized = [scoring.to_uint8(scoring.colorize(model, L)) for model, _, _ in loaded]
+    grid = plots.triplet_grid(rgb.numpy(), colorized)
+    plots.save_image(grid, out / "samples.png", min_size=768)
 
     labels = curve_labels(paths, loaded)
     logs = {label: p.parent / "log.csv" for label, p in zip(labels, paths) if (p.parent / "log.csv").exists()}
     written = ["results.md", "results.json", "samples.png"]
     if logs:
-        figures.plot_loss_curves(logs, out / "loss.png")
+        plots.plot_loss_curves(logs, out / "loss.png")
         written.append("loss.png")
     evals = {label: p.parent / "eval.csv" for label, p in zip(labels, paths) if (p.parent / "eval.csv").exists()}
-    if figures.plot_quality_curves(evals, out / "quality.png", baseline):
+    if plots.plot_quality_curves(evals, out / "quality.png", baseline):
         written.append("quality.png")
-    if figures.plot_colour_tradeoff(evals, out / "tradeoff.png", baseline):
+    if plots.plot_colour_tradeoff(evals, out / "tradeoff.png", baseline):
         written.append("tradeoff.png")
-    if figures.plot_classifier_curves(rows, out / "classifier.png"):
+    if plots.plot_classifier_curves(rows, out / "classifier.png"):
         written.append("classifier.png")
     print(f"Wrote {', '.join(str(out / name) for name in written)}")
 

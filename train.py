@@ -28,7 +28,7 @@ if __name__ == "__main__" and strategy_option(sys.argv[1:]) == "multiworker":
     # (distribute.Watchdog).
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 
-from config import ARCHITECTURE_OPTIONS, RECIPE_OPTIONS, defaults_for  # noqa: E402
+from options import ARCHITECTURE_OPTIONS, RECIPE_OPTIONS, defaults_for  # noqa: E402
 from options import parse_train_options  # noqa: E402
 from util.quiet import quiet_tensorflow  # noqa: E402
 from util.script import start_script  # noqa: E402
@@ -42,17 +42,17 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-import distribute
-import evaluation
-import figures
+from training import distribute
+from evaluation import scoring
+from evaluation import plots
 from data.datasets import load_source
 from data.errors import DatasetError
 from data.pipeline import distributed_train_batches, fixed_sample, train_batches
 from models import checkpoint as ckpt
 from models.checkpoint import EMA_GROUP
 from models.colorization import ColorizationModel, architecture, describe_difference
-from models.inference import ema_view, generator_group
-from training_log import EVAL_SCORES, TrainingLog
+from inference.loading import ema_view, generator_group
+from training.log import EVAL_SCORES, TrainingLog
 from util import atomic
 from util.runlock import LOCK_NAME, RunInUse, RunLock
 
@@ -110,7 +110,7 @@ class StopRequest:
 
 
 def build_model(opt, strategy=None):
-    """The model of a training configuration (config.TrainingConfig), on the strategy's devices."""
+    """The model of a training configuration (options.TrainingConfig), on the strategy's devices."""
     preset = opt.generator_preset()
     config = architecture(opt.model, preset["encoder"], preset["dropout_layers"], opt.image_size,
                           opt.mixed_precision, opt.generator, opt.discriminator)
@@ -208,9 +208,9 @@ def warm_start(model, opt):
 
 def save_samples(model, batch, path):
     rgb, L, _ = batch
-    colorized = evaluation.to_uint8(evaluation.colorize(model, L))
-    grid = figures.triplet_grid(rgb.numpy(), [colorized])
-    figures.save_image(grid, path, min_size=512)
+    colorized = scoring.to_uint8(scoring.colorize(model, L))
+    grid = plots.triplet_grid(rgb.numpy(), [colorized])
+    plots.save_image(grid, path, min_size=512)
     return grid
 
 
@@ -390,7 +390,7 @@ def evaluate_and_plot(model, opt, log, test_source, run, step, epoch, seconds):
             scored["_ema"] = ema_view(model)
         row = {"step": step, "epoch": epoch, "seconds": round(seconds, 1)}
         for suffix, predictor in scored.items():
-            scores = evaluation.evaluate(predictor, test_source, opt.batch_size, limit, EVAL_SCORES)
+            scores = scoring.evaluate(predictor, test_source, opt.batch_size, limit, EVAL_SCORES)
             row.update({f"{name}{suffix}": value for name, value in scores.items()})
         log.evaluation(row)
         images = min(limit or len(test_source), len(test_source))
@@ -399,7 +399,7 @@ def evaluate_and_plot(model, opt, log, test_source, run, step, epoch, seconds):
         print(f"step {step} (epoch {epoch:g}, {seconds / 3600:.2f} h): test accuracy {row['accuracy']:.2%}, "
               f"MAE {row['mae']:.2f}, colourfulness {row['colourfulness']:.1f}{average} ({images} images)")
     if log.log_path.exists():
-        figures.plot_loss_curves({opt.model: log.log_path}, run / "loss.png")
+        plots.plot_loss_curves({opt.model: log.log_path}, run / "loss.png")
     log.flush()
 
 

@@ -1,10 +1,13 @@
 """Dataset names -> image sources for a split ("train" or "test"). TensorFlow (data/pipeline.py) is
 imported when a source is made, not here: options.py reads the names for `--help`."""
+import os
 from pathlib import Path
 
 from data import cifar10, folder, places365
 from data.errors import DatasetError
 from data.limits import DEFAULT_MEGAPIXELS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # older runs stored their dataset relative to it
 
 
 def _cifar10(path, split, image_size, download=False, test_fraction=None, max_megapixels=None):
@@ -40,3 +43,27 @@ def load_source(dataset, path, split, image_size, download=False, test_fraction=
             raise DatasetError(f"dataset path {part} is a file, not a folder")
     return DATASETS[dataset](path, split, image_size, download=download, test_fraction=test_fraction,
                              max_megapixels=max_megapixels)
+
+
+def stored_dataset(options, checkpoint):
+    """The dataset a checkpoint names, checked: one this code reads (DATASETS)."""
+    name = options.get("dataset")
+    if name not in DATASETS:
+        raise DatasetError(f"{checkpoint} names the dataset {name!r}, which this code does not read "
+                           f"({', '.join(DATASETS)}): pass --dataset and --dataset-path")
+    return name
+
+
+def stored_dataset_path(options, checkpoint):
+    """The checkpoint's dataset folder (or folders, data/folder.py): stored absolute, or (older
+    runs) relative to where train.py ran, which was most likely the project's root."""
+    if not isinstance(options.get("dataset_path"), str) or not options["dataset_path"]:
+        raise DatasetError(f"{checkpoint} does not say where its dataset is: pass --dataset-path")
+    found = []
+    for stored in map(Path, options["dataset_path"].split(os.pathsep)):
+        candidate = next((c for c in (stored, PROJECT_ROOT / stored) if c.exists()), None)
+        if candidate is None:
+            raise DatasetError(f"the dataset of {checkpoint} is not at {stored} (where it was trained): "
+                               f"pass --dataset-path")
+        found.append(str(candidate))
+    return os.pathsep.join(found)

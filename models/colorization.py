@@ -1,6 +1,6 @@
 """The colorization model: owns the generator, the discriminator, their optimizers, the training
 step (losses from models/losses.py, the weight average from models/weight_average.py) and
-checkpoint I/O. Loading a trained generator for inference: models/inference.py.
+checkpoint I/O. Loading a trained generator for inference: inference/loading.py.
 
 `model="gan"` is the paper's conditional GAN; `model="unet"` is its CNN baseline, the same
 generator trained with the L1 term alone.  All numbers come from docs/recipe.md ("Losses and
@@ -12,7 +12,6 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from config import TrainingConfig
 from models import checkpoint as ckpt
 from models import losses
 from models.adam import Adam
@@ -35,12 +34,12 @@ def architecture(model, encoder, dropout_layers, image_size, mixed_precision=Fal
 
 class ColorizationModel:
     """`config`: the architecture (what fixes the variables, `architecture()`); `training`: the
-    rest of the run's configuration (config.TrainingConfig; default: the paper's recipe). The
+    rest of the run's configuration (options.TrainingConfig: its fields and `resolved()`). The
     strategy, sync_bn and the implementation are runtime choices: the same variables either way."""
 
-    def __init__(self, config, training=None, strategy=None):
+    def __init__(self, config, training, strategy=None):
         self.config = config
-        self.training = training = (training or TrainingConfig()).resolved()
+        self.training = training = training.resolved()
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_gan = config["model"] == "gan"
         self.lr, self.lr_decay_rate, self.lr_decay_steps = training.lr, training.lr_decay_rate, training.lr_decay_steps

@@ -29,7 +29,7 @@ DISCRIMINATORS = {
                  "lowmem": "models.lowmem.discriminator:build_discriminator"},
 }
 IMPLEMENTATIONS = ("lowmem", "plain")
-DEFAULT_IMPLEMENTATION = "lowmem"  # far less memory (tests/test_memory.py); bench.py times both
+DEFAULT_IMPLEMENTATION = "lowmem"  # far less memory (tests/test_memory.py); tools/bench.py times both
 
 
 def builder(registry, name, implementation=DEFAULT_IMPLEMENTATION):

@@ -7,16 +7,10 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[1]  # on sys.path by pytest.ini's pythonpath
 
 # CI sets COLORGAN_SHARED_DATASETS; a developer's checkout finds ../shared/datasets beside the repo.
 SHARED = Path(os.environ.get("COLORGAN_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes more than a few seconds (skip with -m 'not slow')")
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from config import TrainingConfig
+from options import TrainingConfig
 from models.colorization import ColorizationModel, architecture
 
 # A U-Net with the paper's structure but a few filters, so a training step takes milliseconds.

@@ -1,8 +1,8 @@
-"""ablation.py: every row trains for the budget, is scored in both BatchNorm protocols, and is
+"""tools/ablation.py: every row trains for the budget, is scored in both BatchNorm protocols, and is
 written with its exact command; a finished row is not run again."""
 import pytest
 
-import ablation
+from tools import ablation
 import options
 from tests.helpers import image_folder
 

@@ -10,7 +10,7 @@ from tests.conftest import ROOT, SHARED
 @pytest.mark.slow
 def test_bench_quick_runs_and_writes_well_formed_json(tmp_path):
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, "bench.py", "--quick", "--json", str(out)], cwd=ROOT,
+    result = subprocess.run([sys.executable, "tools/bench.py", "--quick", "--json", str(out)], cwd=ROOT,
                             capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(out.read_text())
@@ -60,7 +60,7 @@ def hand_counted_unet_gflops(encoder, size):
 
 def test_the_graph_count_of_one_convolution_and_one_transposed_convolution_is_exact():
     import keras
-    import bench
+    from tools import bench
     down = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 4, 2, padding="same")])
     up = keras.Sequential([keras.Input((8, 8, 8)), keras.layers.Conv2DTranspose(4, 4, 2, padding="same")])
     assert bench.graph_gflops(down, [(1, 16, 16, 3)]) * 1e9 == 2 * (8 * 8) * (4 * 4 * 3) * 8
@@ -71,7 +71,7 @@ def test_the_graph_count_of_one_convolution_and_one_transposed_convolution_is_ex
 def test_the_step_flops_bench_reports_against_are_those_of_the_networks(preset):
     # The share of the peak is only as right as the FLOP count: the count from the built networks
     # against one by hand, and the step's multiples of G and D (bench.step_gflops' docstring).
-    import bench
+    from tools import bench
     from models.presets import PRESETS
     size = bench.PRESET_SHAPES[preset][0]
     g = bench.generator_gflops(bench.preset_config(preset, "unet"))
@@ -82,7 +82,7 @@ def test_the_step_flops_bench_reports_against_are_those_of_the_networks(preset):
 
 
 def test_the_photo_steps_flops_are_those_of_the_narrow_unet_the_checkpoint_names():
-    import bench
+    from tools import bench
     from models.colorization import architecture
     from models.presets import folder_preset, narrow
     preset = folder_preset(128)
@@ -94,7 +94,7 @@ def test_the_photo_steps_flops_are_those_of_the_narrow_unet_the_checkpoint_names
 
 @pytest.mark.slow
 def test_the_profile_finds_the_steps_convolutions_and_writes_a_trace(tmp_path):
-    import bench
+    from tools import bench
     seconds, wall = bench.profile_step(bench.preset_config("cifar10", "unet"), 1, 4, tmp_path / "trace")
     assert list((tmp_path / "trace").rglob("*.xplane.pb"))  # TensorBoard's profile tab reads it
     assert wall > 0 and sum(seconds.values()) > 0

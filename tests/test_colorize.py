@@ -10,11 +10,12 @@ from PIL import Image
 from skimage.color import rgb2lab
 
 import colorize
-import photo_io
-import photos
+from inference import photo_io
+from inference import photos
 from data import color
 from models.colorization import ColorizationModel, architecture
-from models.inference import load_for_inference
+from options import TrainingConfig
+from inference.loading import load_for_inference
 from models.presets import PRESETS
 from tests.helpers import tiny_checkpoint
 
@@ -156,7 +157,7 @@ def test_every_preset_architecture_colorizes_at_its_size():
     # CIFAR-10 divides by 16 at 32 pixels, Places365 by 128 at 256: an odd photo is padded to fit.
     for preset, size in (("cifar10", 32), ("places365", 256)):
         config = architecture("gan", PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"], size)
-        model = ColorizationModel(config)
+        model = ColorizationModel(config, TrainingConfig())
         out = photos.colorize_image(model, Image.fromarray(photo(300, 17)), size)
         assert out.size == (17, 300)
 

@@ -59,9 +59,9 @@ def test_a_mirrored_step_on_two_devices_updates_the_weights_like_one_device():
     result = python("""
         import json, re
         import keras, numpy as np
-        import distribute
+        from training import distribute
         from data.pipeline import array_source, distributed_train_batches, train_batches
-        from config import TrainingConfig
+        from options import TrainingConfig
         from models.colorization import ColorizationModel, architecture
         from tests.helpers import TINY_ENCODER, colouring_task
 

@@ -9,11 +9,11 @@ import pytest
 from PIL import Image
 import tensorflow as tf
 
-import evaluation
-from config import TrainingConfig
+from evaluation import scoring
+from options import TrainingConfig
 import export
 from data import color
-from models.inference import load_for_inference
+from inference.loading import load_for_inference
 from models.generator import build_generator as plain_generator, plain_generator_from
 from models.lowmem.generator import build_generator
 from tests.helpers import TINY_ENCODER, random_batch, tiny_checkpoint
@@ -76,7 +76,7 @@ def test_every_format_loads_without_the_project_and_matches_the_checkpoint(check
     np.testing.assert_allclose(np.array(got["keras"]), want_wide, atol=export.TOLERANCE["keras"])
     np.testing.assert_allclose(np.array(got["onnx"]), want_wide, atol=export.TOLERANCE["onnx"])
     np.testing.assert_allclose(np.array(got["ab"]), model.generator(L, training=False).numpy(), atol=1e-5)
-    expected_rgb = evaluation.to_uint8(evaluation.colorize(model, L))  # test.py's pixels
+    expected_rgb = scoring.to_uint8(scoring.colorize(model, L))  # test.py's pixels
     assert np.abs(np.array(got["rgb"]).astype(int) - expected_rgb.astype(int)).max() <= 1
 
 

@@ -118,9 +118,9 @@ def test_the_places365_reader_skips_each_bad_file_once(corpus, tmp_path, caplog)
 def test_the_web_page_answers_every_upload_with_a_picture_or_a_clear_refusal(corpus, checkpoint):
     from fastapi.testclient import TestClient
 
-    import serve
+    from web import app as web_app
     folder, manifest = corpus
-    app = serve.create_app(checkpoint, max_pixels=LIMIT_MEGAPIXELS * 1e6, turing_images=2)
+    app = web_app.create_app(checkpoint, max_pixels=LIMIT_MEGAPIXELS * 1e6, turing_images=2)
     statuses = Counter()
     with TestClient(app) as client:
         for name, kind in sorted(manifest.items()):

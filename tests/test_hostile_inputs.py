@@ -168,9 +168,9 @@ SERVE_ONE = """
 import sys
 sys.path.insert(0, ".")
 from fastapi.testclient import TestClient
-import serve
+from web import app as web_app
 from options import SHIPPED_MODEL
-with TestClient(serve.create_app(SHIPPED_MODEL)) as client:
+with TestClient(web_app.create_app(SHIPPED_MODEL)) as client:
     for path in sys.argv[1:]:
         reply = client.post("/api/colorize", files={"file": (path.rsplit("/", 1)[-1], open(path, "rb").read())})
         print(reply.status_code, reply.json()["detail"] if reply.status_code != 200 else "png")
@@ -276,7 +276,7 @@ def test_a_checkpoint_the_user_may_not_read_is_one_line_and_never_set_aside(tmp_
 def test_the_turing_page_without_usable_images_is_a_clear_503_and_the_page_keeps_answering(tmp_path):
     from fastapi.testclient import TestClient
 
-    import serve
+    from web import app as web_app
     from tests.helpers import tiny_checkpoint
     data = write_images(tmp_path / "data" / "train", 4).parent
     (data / "test").mkdir()
@@ -286,7 +286,7 @@ def test_the_turing_page_without_usable_images_is_a_clear_503_and_the_page_keeps
              "an unknown dataset": {"dataset": "imagenet", "dataset_path": str(data)}}
     for case, options in cases.items():
         checkpoint = tiny_checkpoint(tmp_path / case / "step_00000001.h5", "unet", options=options)
-        with TestClient(serve.create_app(checkpoint, turing_images=4)) as client:
+        with TestClient(web_app.create_app(checkpoint, turing_images=4)) as client:
             for url in ("/api/turing/alice", "/api/turing/image/0"):
                 reply = client.get(url)
                 assert reply.status_code == 503, (case, reply.text)
@@ -344,8 +344,8 @@ def disk_full(*args, **kwargs):
 def test_a_turing_answer_refused_by_a_full_disk_leaves_no_half_row(tmp_path, monkeypatch):
     import csv
 
-    import serve
-    test = serve.TuringTest(None, {}, tmp_path, 4, 0)
+    from web import app as web_app
+    test = web_app.TuringTest(None, {}, tmp_path, 4, 0)
     test.items = [("fake" if i % 2 else "real", None) for i in range(4)]
     test.answer("alice", 0, "real", 1.0)
 
@@ -362,8 +362,8 @@ def test_a_turing_answer_refused_by_a_full_disk_leaves_no_half_row(tmp_path, mon
         return writer
 
     with monkeypatch.context() as m:
-        m.setattr(serve.csv, "DictWriter", half_written)
-        with pytest.raises(serve.BadUpload) as e:
+        m.setattr(web_app.csv, "DictWriter", half_written)
+        with pytest.raises(web_app.BadUpload) as e:
             test.answer("alice", 1, "fake", 1.0)
     assert e.value.status == 507 and "not counted" in str(e.value)
     test.answer("bob", 1, "real", 2.0)  # the disk has room again
@@ -390,7 +390,7 @@ def test_test_py_on_a_full_disk_is_one_line_and_leaves_no_half_file(tmp_path, ca
 
 def test_export_py_on_a_full_disk_is_one_line_and_keeps_the_working_export(tmp_path, capsys, monkeypatch):
     import export
-    from models.inference import load_exported
+    from inference.loading import load_exported
     from tests.helpers import tiny_checkpoint
     from util import atomic
     checkpoint = tiny_checkpoint(tmp_path / "run" / "step_00000001.h5", "unet")
@@ -459,7 +459,7 @@ def test_export_py_killed_during_a_re_export_leaves_an_export_that_loads(tmp_pat
     import hashlib
 
     import export
-    from models.inference import load_exported
+    from inference.loading import load_exported
     from tests.helpers import tiny_checkpoint
     out = tmp_path / "export"
     first = tiny_checkpoint(tmp_path / "a" / "step_00000001.h5", "unet", steps=1)

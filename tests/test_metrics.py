@@ -1,4 +1,4 @@
-"""metrics.py: hand-computed tiny cases, skimage as the reference, and the no-colour baseline on the
+"""evaluation/metrics.py: hand-computed tiny cases, skimage as the reference, and the no-colour baseline on the
 real CIFAR-10 test batch (datasets/cifar10/README.md)."""
 import math
 import pickle
@@ -8,11 +8,11 @@ import pytest
 from skimage.color import lab2rgb, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-import metrics
+from evaluation import metrics
 
 
-def _lab(l, a, b, shape=(1, 2, 2)):
-    return np.stack([np.full(shape, v, float) for v in (l, a, b)], axis=-1)
+def _lab(lightness, a, b, shape=(1, 2, 2)):
+    return np.stack([np.full(shape, v, float) for v in (lightness, a, b)], axis=-1)
 
 
 def _random_pair(rng, shape, noise=25.0):

@@ -4,10 +4,10 @@ import pytest
 import tensorflow as tf
 
 from data import color
-from config import TrainingConfig
+from options import TrainingConfig
 from models import checkpoint as ckpt
 from models.colorization import ColorizationModel, architecture
-from models.inference import load_for_inference
+from inference.loading import load_for_inference
 from models.lowmem.discriminator import build_discriminator
 from models.lowmem.generator import build_generator
 from models.presets import PRESETS, folder_preset

@@ -1,4 +1,4 @@
-"""options.py and config.py: one training configuration, command lines generated from it, and what
+"""options.py: one training configuration, command lines generated from it, and what
 a user sees of them (a one-line usage on a bad option, no TensorFlow start-up noise)."""
 import dataclasses
 import os
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-import config
-from config import TrainingConfig
+import options
+from options import TrainingConfig
 from options import build_parser, parse_train_options
 from tests.conftest import ROOT
 
@@ -30,13 +30,13 @@ def test_a_resolved_configuration_is_stored_and_read_back_whole():
 
 
 def test_changes_names_what_a_run_changed_from_its_dataset_and_recipe():
-    assert config.changes(parse_train_options(["--dataset", "folder", "--recipe", "photo"]).stored()) == {}
+    assert options.changes(parse_train_options(["--dataset", "folder", "--recipe", "photo"]).stored()) == {}
     stored = parse_train_options(["--dataset", "cifar10", "--model", "unet", "--lr", "1e-3", "--no-augment",
                                   "--g-steps", "1"]).stored()
-    assert config.changes(stored) == {"lr": 1e-3, "augment": False}  # --g-steps: the GAN's only
-    assert config.changes({"dataset": "cifar10", "model": "gan"}) == {}  # a checkpoint older than the fields
-    assert config.flag("augment", False) == "--no-augment" and config.flag("lr", 1e-3) == "--lr 0.001"
-    assert set(config.ARCHITECTURE_OPTIONS) == {"dataset", "model", "image_size", "mixed_precision", "generator",
+    assert options.changes(stored) == {"lr": 1e-3, "augment": False}  # --g-steps: the GAN's only
+    assert options.changes({"dataset": "cifar10", "model": "gan"}) == {}  # a checkpoint older than the fields
+    assert options.flag("augment", False) == "--no-augment" and options.flag("lr", 1e-3) == "--lr 0.001"
+    assert set(options.ARCHITECTURE_OPTIONS) == {"dataset", "model", "image_size", "mixed_precision", "generator",
                                                 "discriminator"}
 
 
@@ -64,3 +64,22 @@ def test_tensorflow_starts_quietly_unless_the_user_sets_its_log_level(tmp_path):
     loud = subprocess.run(command, cwd=ROOT, env={**env, "TF_CPP_MIN_LOG_LEVEL": "0"}, capture_output=True,
                           text=True, timeout=120)
     assert loud.returncode == 1 and len(loud.stderr.splitlines()) > 1  # the user's choice is kept
+
+
+def test_the_fast_recipe_sets_its_defaults_and_explicit_options_win():
+    from options import RECIPES
+    from options import parse_train_options
+    import test as test_script
+    paper = parse_train_options(["--dataset", "cifar10"])
+    fast = parse_train_options(["--dataset", "cifar10", "--recipe", "fast"])
+    assert paper.recipe == "paper" and not paper.zero_head
+    assert all(getattr(fast, k) == v for k, v in RECIPES["fast"].items()) and fast.zero_head
+    assert not parse_train_options(["--dataset", "cifar10", "--recipe", "fast", "--no-zero-head"]).zero_head
+    scores = dict.fromkeys(["mae", "accuracy", "psnr", "ssim", "auc", "colourfulness", "colourfulness_true", "palette"], 1.0)
+    state = {"epoch": 1, "position": 0, "seconds": 60}
+    assert test_script.row({**vars(fast), "model": "unet"}, None, scores, state)["Network"] == "U-Net (CNN), fast recipe"
+    assert test_script.row({**vars(paper), "model": "unet"}, None, scores, state)["Network"] == "U-Net (CNN)"
+    decay = parse_train_options(["--dataset", "cifar10", "--recipe", "fast", "--lr-decay-steps", "2000"])
+    assert (test_script.row({**vars(decay), "model": "unet"}, None, scores, state)["Network"]
+            == "U-Net (CNN), fast recipe, rate x0.1 per 2,000 steps")  # a schedule other than the paper's is named
+    assert test_script.row(vars(paper), "no colour (a* = b* = 0)", scores)["Network"] == "no colour (a* = b* = 0)"

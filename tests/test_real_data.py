@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from skimage.color import rgb2lab
 
-import evaluation
+from evaluation import scoring
 import train
 from data import cifar10
 from data.datasets import load_source
@@ -14,7 +14,7 @@ from models import checkpoint as ckpt
 def test_no_colour_row_matches_the_independent_skimage_figures(real_cifar10):
     source = load_source("cifar10", real_cifar10.parent, "test", 32)
     assert len(source) == 10000
-    scores = evaluation.evaluate(None, source, 500, predict=evaluation.no_colour)
+    scores = scoring.evaluate(None, source, 500, predict=scoring.no_colour)
     assert round(100 * scores["accuracy"], 2) == 24.63
     assert round(scores["mae"], 2) == 12.40
     assert round(scores["psnr"], 2) == 21.96

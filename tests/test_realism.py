@@ -1,8 +1,8 @@
-"""models/realism.py: the automatic Turing test tells grey copies from photos, and cannot tell a set
+"""evaluation/realism.py: the automatic Turing test tells grey copies from photos, and cannot tell a set
 of photos from itself."""
 import numpy as np
 
-from models.realism import classifier_test
+from evaluation.realism import classifier_test
 
 
 def photos(n, seed=0):

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 import colorize
-import serve
+from web import app as web_app
 from tests.conftest import ROOT
 from tests.test_distribute import free_ports
 from tests.helpers import image_folder, tiny_checkpoint
@@ -171,7 +171,7 @@ def test_the_turing_test_records_answers_reports_the_rate_and_resumes(server, ch
     import httpx
     url, _ = server
     csv_path = checkpoint.parent / "turing.csv"
-    state = httpx.get(url + "/api/turing/alice").json()
+    state = httpx.get(url + "/api/turing/alice", timeout=120).json()  # the first call colorizes the test's images
     assert state["total"] == 10 and state["answered"] == 0 and state["next"] == 0
     for index in range(4):
         state = httpx.post(url + "/api/turing/alice", data={"index": index, "answer": "real"}).json()
@@ -187,7 +187,7 @@ def test_the_turing_test_records_answers_reports_the_rate_and_resumes(server, ch
 
 def turing_on(csv_folder, items=20):
     """A TuringTest whose items are given (no model, no dataset): the record keeping alone."""
-    test = serve.TuringTest(None, {}, csv_folder, items, 0)
+    test = web_app.TuringTest(None, {}, csv_folder, items, 0)
     test.items = [("fake" if i % 2 else "real", None) for i in range(items)]
     return test
 
@@ -195,7 +195,7 @@ def turing_on(csv_folder, items=20):
 @pytest.mark.parametrize("session", ["", "=HYPERLINK(\"http://x\")", "+1", "-1", "@a", "a" * 65, "a/b", "a\nb"])
 def test_a_turing_session_name_that_is_not_plain_text_is_refused_with_what_a_name_may_be(tmp_path, session):
     test = turing_on(tmp_path)
-    with pytest.raises(serve.BadUpload) as e:
+    with pytest.raises(web_app.BadUpload) as e:
         test.answer(session, 0, "real", 1.0)
     assert e.value.status == 400 and "a session name is 1-64 letters" in str(e.value)
     assert not (tmp_path / "turing.csv").exists()
@@ -203,17 +203,17 @@ def test_a_turing_session_name_that_is_not_plain_text_is_refused_with_what_a_nam
 
 @pytest.mark.parametrize("seconds", [float("nan"), float("inf"), -1e300, -1.0, 1e300])
 def test_a_turing_answer_with_absurd_seconds_is_refused(tmp_path, seconds):
-    with pytest.raises(serve.BadUpload) as e:
+    with pytest.raises(web_app.BadUpload) as e:
         turing_on(tmp_path).answer("alice", 0, "real", seconds)
     assert e.value.status == 400 and "seconds" in str(e.value)
 
 
 def test_a_full_turing_record_refuses_new_answers_with_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(serve, "MAX_TURING_ROWS", 3)  # any session name adds rows: the file is bounded
+    monkeypatch.setattr(web_app, "MAX_TURING_ROWS", 3)  # any session name adds rows: the file is bounded
     test = turing_on(tmp_path)
     for index in range(3):
         test.answer("alice", index, "real", 1.0)
-    with pytest.raises(serve.BadUpload) as e:
+    with pytest.raises(web_app.BadUpload) as e:
         test.answer("bob", 0, "real", 1.0)
     assert e.value.status == 507 and "holds 3 answers, its limit: move it away" in str(e.value)
     assert len(test.answers("alice")) == 3 and test.answers("bob") == []
@@ -221,7 +221,7 @@ def test_a_full_turing_record_refuses_new_answers_with_what_to_do(tmp_path, monk
 
 def test_an_answer_that_cannot_be_written_is_a_clear_error_not_a_lost_answer(tmp_path):
     test = turing_on(tmp_path / "gone")  # its folder does not exist
-    with pytest.raises(serve.BadUpload) as e:
+    with pytest.raises(web_app.BadUpload) as e:
         test.answer("alice", 0, "real", 1.0)
     assert e.value.status == 507 and "not counted" in str(e.value)
 
@@ -241,17 +241,17 @@ def test_two_servers_on_one_run_folder_lose_and_interleave_no_answer(tmp_path):
     for process in processes:
         assert process.wait(timeout=300) == 0, process.stderr.read()[-2000:]
     lines = (tmp_path / "turing.csv").read_text().splitlines()
-    assert lines[0] == ",".join(serve.TURING_FIELDS) and lines.count(lines[0]) == 1
+    assert lines[0] == ",".join(web_app.TURING_FIELDS) and lines.count(lines[0]) == 1
     rows = list(csv.DictReader(open(tmp_path / "turing.csv")))
-    assert len(rows) == 120 and all(len(r) == len(serve.TURING_FIELDS) and None not in r for r in rows)
+    assert len(rows) == 120 and all(len(r) == len(web_app.TURING_FIELDS) and None not in r for r in rows)
     for name in ("alice", "bob"):
         assert sorted(int(r["index"]) for r in rows if r["session"] == name) == list(range(60))
 
 
 def test_the_wilson_interval():
-    low, high = serve.wilson_interval(5, 10)
+    low, high = web_app.wilson_interval(5, 10)
     assert abs(low - 0.2366) < 1e-3 and abs(high - 0.7634) < 1e-3
-    assert serve.wilson_interval(0, 0) == (0.0, 1.0)
+    assert web_app.wilson_interval(0, 0) == (0.0, 1.0)
 
 
 browser = pytest.mark.skipif(CHROMIUM is None, reason="no chromium installed (apt-get install chromium)")
@@ -318,7 +318,7 @@ def test_the_page_serves_an_exported_generator_with_colorize_py_s_bytes(checkpoi
     from fastapi.testclient import TestClient
     exported = tmp_path / "exported"
     assert export.main(["--checkpoint", str(checkpoint), "--output", str(exported), "--format", "keras"]) == 0
-    client = TestClient(serve.create_app(exported, turing_images=4))
+    client = TestClient(web_app.create_app(exported, turing_images=4))
     source = png_file(tmp_path / "photo.png", size=(40, 28))
     answer = client.post("/api/colorize", files={"file": ("photo.png", source.read_bytes())})
     assert answer.status_code == 200

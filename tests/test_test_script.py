@@ -51,7 +51,7 @@ def test_test_py_scores_a_checkpoint_on_a_folder_of_your_own_photos(tmp_path, ca
 
 def test_test_py_scores_your_photos_at_full_resolution_with_colorize_pys_pixels(tmp_path, capsys):
     import colorize
-    import metrics
+    from evaluation import metrics
     from PIL import Image
     from tests.helpers import write_images
     path = one_step_unet_checkpoint(tmp_path)

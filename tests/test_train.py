@@ -199,13 +199,15 @@ def test_a_gan_warm_started_from_a_unet_begins_with_its_generator_and_counts_its
     # Resuming the warm-started run keeps its origin in every checkpoint.
     assert run(images, gan, "--init-generator", str(unet), "--lr", "1e-7", "--max-steps", "2") == 0
     assert ckpt.read_metadata(gan / "step_00000002.h5")[2]["init_seconds"] == unet_seconds
-    # The row names the pretraining, and a recipe changed from the paper's (this run's --lr 1e-7).
-    assert test_script.describe_network(options, state) == "GAN, --lr 1e-07, G from a 0.00 h run"
+    # The row names the pretraining (its hours, however long the tiny run took on a loaded machine)
+    # and a recipe changed from the paper's (this run's --lr 1e-7).
+    hours = f"G from a {unet_seconds / 3600:.2f} h run"
+    assert test_script.describe_network(options, state) == f"GAN, --lr 1e-07, {hours}"
     assert test_script.describe_network({**options, "lr": 3e-4, "g_steps": 1, "dropout": 0.0}, state) == \
-        "GAN, --g-steps 1, --dropout 0, G from a 0.00 h run"
+        f"GAN, --g-steps 1, --dropout 0, {hours}"
     assert test_script.curve_labels([gan / "step_00000002.h5", tmp_path / "other" / "step_00000002.h5"],
-                                    [(None, options, state)] * 2) == ["GAN, --lr 1e-07, G from a 0.00 h run (gan)",
-                                                                      "GAN, --lr 1e-07, G from a 0.00 h run (other)"]
+                                    [(None, options, state)] * 2) == [f"GAN, --lr 1e-07, {hours} (gan)",
+                                                                      f"GAN, --lr 1e-07, {hours} (other)"]
 
 
 def test_warm_starting_from_another_generator_is_one_line_and_leaves_no_run(images, tmp_path, capsys):
@@ -238,7 +240,7 @@ def test_help_and_bad_options_answer_without_starting_tensorflow(script, args):
 
 
 def test_the_photo_recipe_builds_the_narrow_unet_trains_and_resumes(images, tmp_path):
-    from config import RECIPES
+    from options import RECIPES
     from options import parse_train_options
     photo = parse_train_options(["--dataset", "folder", "--recipe", "photo"])
     assert (photo.generator, photo.image_size, photo.zero_head, photo.g_ema) == ("unet-narrow", 128, True, 0.999)

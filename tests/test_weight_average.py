@@ -10,7 +10,7 @@ import pytest
 import options
 import test as test_script
 from models.checkpoint import EMA_GROUP
-from models.inference import ema_view, load_for_inference
+from inference.loading import ema_view, load_for_inference
 from tests.helpers import image_folder, random_batch, tiny_model
 
 def trained(kind, g_ema, steps, L=None, ab=None):
@@ -147,8 +147,8 @@ def test_the_average_is_kept_on_every_replica_of_a_mirrored_strategy():
     result = python("""
         import json
         import keras, numpy as np
-        import distribute
-        from config import TrainingConfig
+        from training import distribute
+        from options import TrainingConfig
         from models.colorization import ColorizationModel, architecture
         from tests.helpers import TINY_ENCODER, random_batch
 

@@ -1,8 +1,8 @@
 """What makes learning slow: train.py at one fixed budget per row, each row changing one thing in
 the paper's recipe, each scored by test.py on the whole test split.
 
-    python ablation.py --model unet --budget-epochs 2 --mixed-precision
-    python ablation.py --model gan --budget-minutes 12 --mixed-precision --rows paper label-smoothing
+    python tools/ablation.py --model unet --budget-epochs 2 --mixed-precision
+    python tools/ablation.py --model gan --budget-minutes 12 --mixed-precision --rows paper label-smoothing
 
 A budget in epochs compares what each recipe learns from the same images, whatever else runs on
 the machine; a budget in minutes compares time to quality (batch size and speed count), but only
@@ -20,14 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]  # the project's root: train.py and test.py run there
+sys.path.insert(0, str(ROOT))  # python tools/ablation.py finds options.py
 # name -> (what changes, train.py options); "paper" is the recipe of docs/recipe.md as train.py's
 # defaults give it, and every other row changes one thing.
 ROWS = {
     "paper": ("the paper's recipe (reference initialiser)", []),
     "glorot": ("Keras' default initialiser (Glorot uniform)", ["--init", "glorot"]),
     "zero-head": ("colour head starts at zero (predicts grey)", ["--zero-head"]),
-    "fast": ("--recipe fast (config.RECIPES)", ["--recipe", "fast"]),
+    "fast": ("--recipe fast (options.RECIPES)", ["--recipe", "fast"]),
     "lr-1e-3": ("learning rate 1e-3 (paper: 3e-4)", ["--lr", "1e-3"]),
     "lr-1e-4": ("learning rate 1e-4", ["--lr", "1e-4"]),
     "no-decay": ("no learning-rate decay", ["--lr-decay-rate", "1"]),

@@ -23,7 +23,7 @@ from PIL import Image, ImageOps
 from data import color
 from data.limits import DEFAULT_MEGAPIXELS, pixel_problem
 from models.presets import downsampling_factor
-from photo_io import FileError  # noqa: F401 (callers catch photos.FileError)
+from inference.photo_io import FileError  # noqa: F401 (callers catch photos.FileError)
 
 # Pillow modes split_image reads; read_image turns any other (LAB, HSV, YCbCr, F...) into RGB.
 MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I", "I;16", "I;16L", "I;16B", "I;16N")

@@ -1,7 +1,7 @@
 """Trained generators for inference: from a training checkpoint (the network and implementation
 it names, its weight average where it has one, either BatchNorm protocol) or from export.py's
 generator.keras (checked against the SHA-256 its export.json records). test.py, colorize.py,
-serve.py, export.py and figures.py load models here.
+serve.py, export.py and tools/figures.py load models here.
 """
 import json
 from pathlib import Path
@@ -9,12 +9,11 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from config import TrainingConfig
 from models import checkpoint as ckpt
 from models.checkpoint import EMA_GROUP
-from models.colorization import ColorizationModel
+from models.colorization import mixed_precision_policy
 from models.lowmem.normalization import set_inference_statistics
-from models.registry import DEFAULT_IMPLEMENTATION, GENERATORS
+from models.registry import DEFAULT_IMPLEMENTATION, GENERATORS, builder
 
 
 def load_for_inference(path, mixed_precision=None, bn_statistics="moving", weights="ema"):
@@ -43,13 +42,15 @@ def load_for_inference(path, mixed_precision=None, bn_statistics="moving", weigh
     implementation = options.get("implementation", DEFAULT_IMPLEMENTATION)
     if bn_statistics == "batch" and "lowmem" in GENERATORS.get(config.get("generator", "unet"), {}):
         implementation = "lowmem"
-    model = ColorizationModel(config, TrainingConfig(implementation=implementation))
+    # The generator alone: no discriminator, no optimizers, no weight average.
+    build = builder(GENERATORS, config.get("generator", "unet"), implementation)
+    generator = build(config["encoder"], config["dropout_layers"],
+                      dtype=mixed_precision_policy() if config["mixed_precision"] else None)
     group = generator_group(path, weights)
-    ckpt.restore_variables(path, {group: model.generator.variables})
-    model.weights_used = "ema" if group == EMA_GROUP else "raw"
-    model.step.assign(state["step"])
+    ckpt.restore_variables(path, {group: generator.variables})
+    model = GeneratorOnly(generator, config, "ema" if group == EMA_GROUP else "raw")
     try:
-        set_inference_statistics(model.generator, bn_statistics)
+        set_inference_statistics(generator, bn_statistics)
     except ValueError as e:
         raise ckpt.CheckpointError(f"{path}: the {config.get('generator', 'unet')} generator: {e}") from None
     return model, options, state

@@ -14,7 +14,9 @@ SIZE = 64  # the classifier's input side: colour and local texture, at the size 
 
 def classifier_network(seed):
     """Four strided 3x3 convolutions, global average pooling and a logit: about 60,000 weights."""
-    init = lambda i: keras.initializers.HeNormal(seed=seed + i)
+    def init(i):
+        return keras.initializers.HeNormal(seed=seed + i)
+
     inputs = keras.Input((SIZE, SIZE, 3))
     x = inputs
     for i, filters in enumerate((16, 32, 64, 64)):

@@ -1,7 +1,7 @@
 """Measured speed on the machine it runs on: training step, whole loop, input pipelines, inference,
 peak memory and retracing, as ratios from one run.
 
-    python bench.py [--quick] [--json FILE]
+    python tools/bench.py [--quick] [--json FILE]
 
 Uses the real data of ../shared/datasets (or COLORGAN_SHARED_DATASETS) when present, generated
 images otherwise.  A benchmark, not a test: run it alone, nothing else on the machine.
@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's root: python tools/bench.py
+
 from util.quiet import quiet_tensorflow
 from util.script import start_script
 
@@ -27,14 +29,14 @@ if __name__ == "__main__":
 import numpy as np
 import tensorflow as tf
 
-import evaluation
+from evaluation import scoring
 from data.pipeline import array_source, file_source, train_batches
-from config import TrainingConfig
+from options import TrainingConfig
 from models.colorization import ColorizationModel, architecture
 from models.presets import PRESETS, folder_preset
 from models.registry import DISCRIMINATORS, GENERATORS, builder
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]  # the project's root
 SHARED = Path(os.environ.get("COLORGAN_SHARED_DATASETS", ROOT.parent / "shared" / "datasets"))
 SECTIONS = ("steps", "profile", "pipelines", "inference", "loop", "memory", "photo")
 PRESET_SHAPES = {"cifar10": (32, 128), "places365": (256, 16)}  # image size, batch (README runs)
@@ -275,9 +277,9 @@ def colorize_times(tmp, sizes):
     """
     from PIL import Image
 
-    import photo_io
-    import photos
-    model = ColorizationModel(architecture("gan", PRESETS["places365"]["encoder"], 3, 256))
+    from inference import photo_io
+    from inference import photos
+    model = ColorizationModel(architecture("gan", PRESETS["places365"]["encoder"], 3, 256), TrainingConfig())
     sources = sorted((SHARED / "places365-sample").rglob("*.jpg")) if SHARED.is_dir() else []
     times = {}
     for width, height in sizes:
@@ -435,11 +437,11 @@ def pipelines_section(b, images, paths):
 
 def evaluation_rate(images, n, mixed, batch):
     """Images/s of test.py's evaluation (accuracy and MAE) at 32x32, after a warm-up batch."""
-    model = ColorizationModel(preset_config("cifar10", "gan", mixed))
+    model = ColorizationModel(preset_config("cifar10", "gan", mixed), TrainingConfig())
     source = array_source(images[:n], drop_grayscale=False)
-    evaluation.evaluate(model, source, batch, limit=batch, names=("accuracy", "mae"))  # traces
+    scoring.evaluate(model, source, batch, limit=batch, names=("accuracy", "mae"))  # traces
     start = time.perf_counter()
-    evaluation.evaluate(model, source, batch, names=("accuracy", "mae"))
+    scoring.evaluate(model, source, batch, names=("accuracy", "mae"))
     return n / (time.perf_counter() - start)
 
 
@@ -491,9 +493,9 @@ def photo_section(b):
     12-megapixel photo through colorize.py's path."""
     from PIL import Image
 
-    import photo_io
-    import photos
-    from models.inference import load_for_inference
+    from inference import photo_io
+    from inference import photos
+    from inference.loading import load_for_inference
     from options import SHIPPED_MODEL
     batch = 4 if b.opt.quick else 16
     for kind, mixed in [(k, m) for k in ("unet", "gan") for m in (False, True)]:

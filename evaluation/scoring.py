@@ -1,4 +1,4 @@
-"""Colorize a test split batch by batch and score it with the metrics of metrics.py."""
+"""Colorize a test split batch by batch and score it with the metrics of evaluation/metrics.py."""
 import functools
 import logging
 
@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-import metrics
+from evaluation import metrics
 from data import color
 from data.errors import DatasetError
 from data.limits import DEFAULT_MEGAPIXELS, pixel_problem, read_header
@@ -65,11 +65,11 @@ def evaluate(model, source, batch_size, limit=None, names=tuple(METRICS), progre
 
     `predict` maps a normalised L batch to RGB on the 0-255 scale (float, unrounded, as
     `colorize` returns it); default: the model's colorization. `pairs`: also keep the first
-    `pairs` (true, colorized) images, shrunk for models/realism.py's classifier test, as
+    `pairs` (true, colorized) images, shrunk for evaluation/realism.py's classifier test, as
     means["pairs"] = (true, colorized) uint8 arrays.
     """
     predict = predict or (lambda L: colorize(model, L))
-    from models.realism import shrink
+    from evaluation.realism import shrink
     sums, count, kept = dict.fromkeys(names, 0.0), 0, ([], [])
     total = len(source) if limit is None else min(limit, len(source))
     for rgb, L, _ in tqdm(eval_batches(source, batch_size, limit), total=-(-total // batch_size),
@@ -154,7 +154,7 @@ def evaluate_photos(model, paths, size, names=tuple(METRICS), progress=False, ac
     its colours are brought back to the photo by `upsampling` and joined with its own lightness). The
     pixels scored are the uint8 ones colorize.py writes. model None: the no-colour baseline.
     Grey photos and files that do not open are skipped, as in photo folders at the model's size."""
-    import photos  # Pillow and the full-resolution path: only here
+    from inference import photos  # Pillow and the full-resolution path: only here
     sums, count = dict.fromkeys(names, 0.0), 0
     for path in tqdm(paths, disable=not progress, unit="photo", leave=False):
         try:
