@@ -37,11 +37,8 @@ def load_for_inference(path, mixed_precision=None, bn_statistics="moving", weigh
     if mixed_precision is not None:
         config = {**config, "mixed_precision": bool(mixed_precision)}
     # The network and implementation the run trained (models/registry.py). Keras' own BatchNorm has
-    # no batch-statistics inference: that protocol takes the memory-saving layers where the network
-    # has them (the same variables).
-    implementation = options.get("implementation", DEFAULT_IMPLEMENTATION)
-    if bn_statistics == "batch" and "lowmem" in GENERATORS.get(config.get("generator", "unet"), {}):
-        implementation = "lowmem"
+    # no batch-statistics inference: that protocol takes the memory-saving layers (the same variables).
+    implementation = "lowmem" if bn_statistics == "batch" else options.get("implementation", DEFAULT_IMPLEMENTATION)
     # The generator alone: no discriminator, no optimizers, no weight average.
     build = builder(GENERATORS, config.get("generator", "unet"), implementation)
     generator = build(config["encoder"], config["dropout_layers"],

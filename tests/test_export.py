@@ -14,8 +14,8 @@ from options import TrainingConfig
 import export
 from data import color
 from inference.loading import load_for_inference
-from models.generator import build_generator as plain_generator, plain_generator_from
-from models.lowmem.generator import build_generator
+from models.generator import plain_generator_from
+from models.generator import build_generator
 from tests.helpers import TINY_ENCODER, random_batch, tiny_checkpoint
 
 
@@ -26,7 +26,7 @@ def checkpoint(tmp_path_factory):
 
 
 def test_the_plain_generator_has_the_variables_of_the_memory_saving_one_in_order():
-    ours, plain = build_generator(TINY_ENCODER, 1), plain_generator(TINY_ENCODER, 1)
+    ours, plain = build_generator(TINY_ENCODER, 1), build_generator(TINY_ENCODER, 1, implementation="plain")
     assert [tuple(v.shape) for v in ours.variables] == [tuple(v.shape) for v in plain.variables]
     copy = plain_generator_from(ours, {"encoder": TINY_ENCODER, "dropout_layers": 1})
     L = tf.random.uniform((2, 16, 16, 1), -1, 1, seed=1)

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.lowmem.discriminator import build_discriminator
-from models.lowmem.generator import build_generator
+from models.discriminator import build_discriminator
+from models.generator import build_generator
 from models.presets import PRESETS
 from tests.helpers import TINY_ENCODER
 
@@ -56,3 +56,22 @@ def test_a_zero_head_predicts_grey_until_it_learns():
     # without the option the untrained network predicts colours
     other = build_generator(TINY_ENCODER, 1)
     assert float(tf.reduce_mean(tf.abs(other(L, training=False)))) > 0.05
+
+
+def test_each_network_is_written_once_and_both_implementations_build_it_with_the_same_variable_paths():
+    # The file a reader edits is the one that trains: every implementation builds models/generator.py's
+    # and models/discriminator.py's networks, with the same variables under the same names.
+    from models import discriminator, generator, registry
+    for implementation in registry.IMPLEMENTATIONS:
+        assert registry.builder(registry.GENERATORS, "unet", implementation).func is generator.build_generator
+        assert registry.builder(registry.DISCRIMINATORS, "patchgan", implementation).func is \
+            discriminator.build_discriminator
+    for build in (lambda i: build_generator(TINY_ENCODER, 1, implementation=i),
+                  lambda i: build_discriminator(implementation=i)):
+        lowmem, plain = build("lowmem"), build("plain")
+        named = [[v.path for v in model.variables if "seed_generator" not in v.path]  # dropout seeds: numbered
+                 for model in (lowmem, plain)]
+        assert named[0] == named[1] and len(named[0]) > 10
+        assert any(v.path == "enc0_conv/kernel" for v in lowmem.variables) or lowmem.name == "discriminator"
+    with pytest.raises(ValueError, match="unknown implementation 'fast'; valid: lowmem, plain"):
+        build_generator(TINY_ENCODER, 1, implementation="fast")

@@ -8,8 +8,8 @@ from options import TrainingConfig
 from models import checkpoint as ckpt
 from models.colorization import ColorizationModel, architecture
 from inference.loading import load_for_inference
-from models.lowmem.discriminator import build_discriminator
-from models.lowmem.generator import build_generator
+from models.discriminator import build_discriminator
+from models.generator import build_generator
 from models.presets import PRESETS, folder_preset
 from tests.helpers import colouring_task, random_batch, tiny_model
 
@@ -239,7 +239,7 @@ def test_a_new_generator_is_one_registry_line_and_trains(monkeypatch, tmp_path):
         x = layers.Conv2D(4, 3, padding="same", activation="relu", dtype=dtype)(inputs)
         return keras.Model(inputs, layers.Conv2D(2, 1, activation="tanh", dtype="float32")(x), name=name)
 
-    monkeypatch.setitem(registry.GENERATORS, "tiny", {"plain": tiny_generator})
+    monkeypatch.setitem(registry.GENERATORS, "tiny", tiny_generator)
     config = architecture("gan", [(8, 1), (16, 2)], 1, 16, generator="tiny")
     model = ColorizationModel(config, TrainingConfig(batch_size=4))
     assert len(model.generator.layers) == 3
@@ -281,7 +281,7 @@ def test_a_registered_generator_runs_through_test_colorize_and_export(monkeypatc
         x = layers.ReLU(dtype=dtype)(x)
         return keras.Model(inputs, layers.Conv2D(2, 1, activation="tanh", dtype="float32")(x), name=name)
 
-    monkeypatch.setitem(registry.GENERATORS, "tiny", {"plain": tiny_generator})
+    monkeypatch.setitem(registry.GENERATORS, "tiny", tiny_generator)
     images = image_folder(tmp_path / "images")
     model = ColorizationModel(architecture("unet", [(8, 1), (16, 2)], 1, 16, generator="tiny"), TrainingConfig(batch_size=4))
     model.train_step(*random_batch())

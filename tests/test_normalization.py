@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from models.lowmem import normalization
-from models.lowmem.generator import build_generator
+from models.generator import build_generator
 from tests.helpers import TINY_ENCODER
 
 
