@@ -150,6 +150,7 @@ def test_the_lock_of_a_killed_run_does_not_block_the_next(tmp_path):
     RunLock(tmp_path).acquire().release()
 
 
+@pytest.mark.slow
 def test_saves_honour_the_umask_and_leftover_temporaries_are_removed(images, tmp_path, capsys):
     run_dir = tmp_path / "run"
     old = os.umask(0o027)

@@ -520,6 +520,7 @@ def test_the_exported_keras_file_loads_under_jax(tmp_path):
 
 
 # ---------------------------------------------------------------- resume after the data changed
+@pytest.mark.slow
 def test_a_resume_after_photos_were_removed_starts_the_epoch_over_and_announces_data_changes(tmp_path, capsys):
     import shutil
 
