@@ -34,6 +34,8 @@ def test_bench_quick_runs_and_writes_well_formed_json(tmp_path):
     if (SHARED / "cifar10" / "make_cifar10.py").is_file():  # the whole loop needs the real CIFAR-10
         assert data["whole loop cifar10 gan (train.py)"]["images_per_s"] > 0
         assert 100 < data["peak memory cifar10 training"]["peak_mb"] < 24 * 1024
+    loop = data["whole loop photo recipe unet float32 (train.py)"]  # real photos, or generated JPEGs without them
+    assert loop["images_per_s"] > 0 and loop["x_step"] > 0 and 100 < loop["peak_mb"] < 24 * 1024
     table = result.stdout.splitlines()
     assert table[0] == "| measurement | value | note |"
     assert len(table) == 2 + sum(1 for key in data if key not in ("machine", "quick"))

@@ -534,6 +534,42 @@ def photo_section(b):
              seconds=seconds[1], first_seconds=seconds[0])
 
 
+def photo_folder(folder, count=400):
+    """`count` real photographs for a photo training run: Imagenette's training JPEGs (224x224)
+    from ../shared's zip where it is, else jpeg_folder's."""
+    import zipfile
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = SHARED / "imagenette" / "imagenette-224.zip"
+    if not archive.is_file():
+        jpeg_folder(folder, count)
+        return "256x256 JPEGs"
+    with zipfile.ZipFile(archive) as z:
+        names = sorted(n for n in z.namelist() if "/train/" in n and n.lower().endswith(".jpeg"))
+        for i, name in enumerate(names[::max(1, len(names) // count)][:count]):
+            (folder / f"{i:05d}.jpg").write_bytes(z.read(name))
+    return "Imagenette's 224x224 JPEGs"
+
+
+def photo_loop_section(b, cwd):
+    """train.py's whole loop on a folder of real photographs (JPEG decoding, resizing, Lab and
+    flips on the same cores as the step) against the bare photo step, and its peak memory."""
+    what = photo_folder(Path(cwd) / "photos", 64 if b.opt.quick else 400)
+    steps = 4 if b.opt.quick else 20
+    for kind, mixed in (("unet", False),) if b.opt.quick else (("unet", False), ("unet", True), ("gan", True)):
+        name = f"photo_{kind}_{'mixed' if mixed else 'float32'}"
+        args = ["--dataset", "folder", "--dataset-path", "photos", "--recipe", "photo", "--model", kind,
+                "--checkpoints-path", name, "--max-steps", str(steps), "--log-interval", str(steps // 4),
+                "--eval-images", "16"] + (["--mixed-precision"] if mixed else []) + (
+                    ["--batch-size", "4"] if b.opt.quick else [])
+        log, peak = train_run(args, cwd)
+        loop = float(np.mean([float(r["images_per_s"]) for r in log[1:]]))  # the first interval traces
+        step = b.step_rates.get(("photo", kind, mixed))
+        ratio = loop / step if step else None
+        b.record(f"whole loop photo recipe {kind} {'mixed' if mixed else 'float32'} (train.py)", f"{loop:.1f} img/s",
+                 (f"{ratio:.0%} of the bare step; " if step else "") + f"{what}; peak memory {peak:.0f} MB",
+                 images_per_s=loop, x_step=ratio, peak_mb=peak)
+
+
 def loop_section(b, cifar_dir, cwd):
     """The whole loop as train.py runs it on the real CIFAR-10, and its peak memory."""
     batch = b.batches["cifar10"]
@@ -598,6 +634,8 @@ def main(argv=None):
         with tempfile.TemporaryDirectory() as cwd:
             if cifar_dir is not None and "loop" in sections:
                 loop_section(b, cifar_dir, cwd)
+            if "loop" in sections and "photo" in sections:
+                photo_loop_section(b, cwd)
             if not opt.quick and "memory" in sections:
                 memory_section(b, paths, cwd)
     finally:
