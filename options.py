@@ -76,8 +76,9 @@ def option(default, help, kind="run", gan_only=False, **argparse):
                                                         "argparse": argparse})
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class TrainingConfig:
+    """Frozen: a script changes it with dataclasses.replace, never in place."""
     # ------------------------------------------------------------------------------ data and run
     dataset: str = option("cifar10", "data source", "architecture", choices=sorted(DATASETS))
     dataset_path: str = option(None, "dataset folder (default: datasets/<dataset>); --dataset folder: several "
@@ -167,11 +168,11 @@ class TrainingConfig:
         config = dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
         path = config.dataset_path or str(Path("datasets") / config.dataset)
         # --dataset folder takes several folders joined by os.pathsep (data/folder.py).
-        config.dataset_path = os.pathsep.join(os.path.abspath(os.path.expanduser(p)) for p in path.split(os.pathsep) if p) or path
-        if config.init_generator:
-            config.init_generator = os.path.abspath(config.init_generator)
-        config.checkpoints_path = config.checkpoints_path or str(Path("checkpoints") / f"{config.dataset}_{config.model}")
-        return config
+        paths = os.pathsep.join(os.path.abspath(os.path.expanduser(p)) for p in path.split(os.pathsep) if p) or path
+        return dataclasses.replace(
+            config, dataset_path=paths,
+            init_generator=os.path.abspath(config.init_generator) if config.init_generator else None,
+            checkpoints_path=config.checkpoints_path or str(Path("checkpoints") / f"{config.dataset}_{config.model}"))
 
     def check(self):
         """Raises ValueError naming the first option that is out of its range."""

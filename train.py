@@ -5,6 +5,7 @@
 Running the same command again resumes from the run's latest checkpoint.  See options.py.
 """
 import argparse
+import dataclasses
 import math
 import signal
 import sys
@@ -199,11 +200,10 @@ def warm_start(model, opt):
     ckpt.restore_variables(path, {group: model.generator.variables})
     if model.generator_ema is not None:
         model.weight_average.reset()
-    opt.init_generator = str(path.resolve())
     seconds = state.get("seconds", 0.0)
     which = ", its weight average" if group == EMA_GROUP else ""
     print(f"Generator initialised from {path} (step {state['step']}{which}, {seconds / 3600:.2f} h of training)")
-    return {"epoch": 0, "position": 0, "seconds": seconds, "init_seconds": seconds}
+    return {"epoch": 0, "position": 0, "seconds": seconds, "init_seconds": seconds, "init_generator": str(path.resolve())}
 
 
 def save_samples(model, batch, path):
@@ -245,13 +245,7 @@ def _train(opt, strategy, run, watchdog):
     latest = newest_readable(candidates)
     if latest:
         check_resumable(latest, opt)
-    train_source = load_source(opt.dataset, opt.dataset_path, "train", opt.image_size, download=True,
-                               test_fraction=opt.test_fraction, max_megapixels=opt.max_megapixels)
-    test_source = load_source(opt.dataset, opt.dataset_path, "test", opt.image_size,
-                              test_fraction=opt.test_fraction, max_megapixels=opt.max_megapixels)
-    if train_source.dropped:
-        print(f"dropped {train_source.dropped} grayscale images of {len(train_source) + train_source.dropped} "
-              f"(as the reference does)", file=sys.stderr)
+    train_source, test_source = load_sources(opt)
     steps_per_epoch = len(train_source) // opt.batch_size
     if steps_per_epoch == 0:
         raise DatasetError(f"{len(train_source)} training images is less than one batch of {opt.batch_size}")
@@ -259,9 +253,110 @@ def _train(opt, strategy, run, watchdog):
     keras.utils.set_random_seed(opt.seed)
     with watchdog.collective():  # several workers: variables are made and shared together
         model = build_model(opt, strategy)
+    loop, latest = resume(model, opt, strategy, watchdog, candidates, len(train_source))
+    if latest:
+        print(f"Resuming {latest} at step {loop.step} (epoch {loop.epoch + 1}, "
+              f"image {loop.position} of {len(train_source)})")
+    else:
+        print(f"New run in {run}: {opt.model} on {opt.dataset} ({len(train_source)} training, "
+              f"{len(test_source)} test images), {steps_per_epoch} steps per epoch on "
+              f"{distribute.describe(strategy, opt.batch_size)}")
+    log = TrainingLog(run)
+    lost = log.forget_after(loop.step)
+    if lost:
+        print(f"note: removed {lost} log rows of steps after {loop.step}, which the "
+              f"interrupted run did not save; they are trained again", file=sys.stderr)
+    options = {**opt.stored(), "train_images": len(train_source)}  # for the fraction of an epoch
+    if loop.init_generator:
+        options["init_generator"] = loop.init_generator
+    points = LoopPoints(model, opt, run, log, test_source, steps_per_epoch, options)
+    stop = StopRequest(strategy)
+    over_budget = (lambda: loop.clock.seconds() >= 3600 * opt.max_hours) if opt.max_hours else (lambda: False)
+
+    while loop.epoch < opt.epochs and not done(loop.step, opt, stop):
+        bar = tqdm(total=steps_per_epoch * opt.batch_size, initial=loop.position // opt.batch_size * opt.batch_size,
+                   unit="img", desc=f"epoch {loop.epoch + 1}/{opt.epochs}", disable=not opt.progress,
+                   dynamic_ncols=True, leave=True)
+        loop.pending, tick, steps_before_epoch = [], time.time(), loop.step
+        for position, L, ab in epoch_batches(strategy, train_source, opt, loop.epoch, loop.position):
+            with watchdog.collective():
+                loop.pending.append(model.train_step(L, ab))
+            loop.step, loop.position = loop.step + 1, int(strategy.experimental_local_results(position)[0])
+            bar.update(opt.batch_size)
+            if loop.step % opt.log_interval == 0:
+                row = points.log_losses(loop, time.time() - tick)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
+                tick = time.time()
+            if loop.step % opt.sample_interval == 0:
+                points.samples(loop, f"step_{loop.step:08d}.png")
+            if loop.step % opt.save_interval == 0:
+                points.save(loop)
+            if opt.eval_interval and loop.step % opt.eval_interval == 0 and loop.step % steps_per_epoch:
+                points.evaluate(loop)
+                tick = time.time()
+            with watchdog.collective():
+                stop.check(over_budget() if opt.max_hours else None)
+            if done(loop.step, opt, stop):
+                break
+        bar.close()
+        if loop.step == steps_before_epoch and not done(loop.step, opt, stop):
+            raise DatasetError(f"no usable training images: every one of the {len(train_source)} files was "
+                               f"skipped (grayscale or not decodable; see the warnings above)")
+        if not done(loop.step, opt, stop) or loop.position + opt.batch_size > len(train_source):
+            loop.epoch, loop.position = loop.epoch + 1, 0  # the epoch's end: a checkpoint, samples, scores
+            points.save(loop)
+            points.samples(loop, f"epoch_{loop.epoch:04d}.png")
+            points.evaluate(loop)
+
+    trained = latest is None or loop.step > loop.resumed_step
+    if trained and loop.step not in points.evaluated and not stop.signal:
+        points.evaluate(loop)  # the run's last point of the quality curves (budget or --max-steps reached)
+    if trained:
+        points.save(loop)
+    log.flush()
+    if stop.signal:
+        print(f"Stopped at step {loop.step}: saved {run / ckpt.checkpoint_name(loop.step)}; "
+              f"run the same command to resume", file=sys.stderr)
+        return 128 + stop.signal
+    budget = f", {opt.max_hours:g} h budget spent" if stop.budget_spent else ""
+    print(f"Finished at step {loop.step} (epoch {loop.epoch}{budget}): {run / ckpt.checkpoint_name(loop.step)}")
+    return 0
+
+
+def load_sources(opt):
+    train_source = load_source(opt.dataset, opt.dataset_path, "train", opt.image_size, download=True,
+                               test_fraction=opt.test_fraction, max_megapixels=opt.max_megapixels)
+    test_source = load_source(opt.dataset, opt.dataset_path, "test", opt.image_size,
+                              test_fraction=opt.test_fraction, max_megapixels=opt.max_megapixels)
+    if train_source.dropped:
+        print(f"dropped {train_source.dropped} grayscale images of {len(train_source) + train_source.dropped} "
+              f"(as the reference does)", file=sys.stderr)
+    return train_source, test_source
+
+
+class Loop:
+    """Where the training loop stands: what a checkpoint stores of it (`progress()`) and what a
+    resume restores. `pending`: the losses of the steps since the last log row."""
+
+    def __init__(self, step, epoch, position, seconds=0.0, init_seconds=None, init_generator=None):
+        self.step = self.resumed_step = step
+        self.epoch, self.position = epoch, position
+        self.clock = TrainingClock(seconds)
+        # --init-generator in a new run: the checkpoint file it read, and its training seconds
+        self.init_seconds, self.init_generator = init_seconds, init_generator
+        self.pending = []
+
+    def progress(self):
+        warm = {} if self.init_seconds is None else {"init_seconds": self.init_seconds}
+        return {"epoch": self.epoch, "position": self.position, "seconds": self.clock.seconds(), **warm}
+
+
+def resume(model, opt, strategy, watchdog, candidates, n_images):
+    """The loop's state: from the newest intact checkpoint, or a new run's (warm-started by
+    --init-generator); with several workers, the chief's. Returns (loop, the checkpoint or None)."""
     state, latest = restore_intact(model, candidates, opt)
     if latest:
-        state = {**state, "position": resumed_position(latest, state, len(train_source))}
+        state = {**state, "position": resumed_position(latest, state, n_images)}
     if latest is None and opt.init_generator:
         state = warm_start(model, opt)
     if distribute.is_multi_worker(strategy):
@@ -269,95 +364,50 @@ def _train(opt, strategy, run, watchdog):
         with watchdog.collective():
             progress = model.broadcast_from_chief({k: state.get(k, 0) for k in ("epoch", "position", "seconds")})
         state = {**state, **progress, "epoch": int(progress["epoch"]), "position": int(progress["position"])}
-    if latest:
-        print(f"Resuming {latest} at step {state['step']} (epoch {state['epoch'] + 1}, "
-              f"image {state['position']} of {len(train_source)})")
-    else:
-        print(f"New run in {run}: {opt.model} on {opt.dataset} ({len(train_source)} training, "
-              f"{len(test_source)} test images), {steps_per_epoch} steps per epoch on "
-              f"{distribute.describe(strategy, opt.batch_size)}")
-    options = {**opt.stored(), "train_images": len(train_source)}  # for the fraction of an epoch
-    log = TrainingLog(run)
-    lost = log.forget_after(int(model.step.numpy()))
-    if lost:
-        print(f"note: removed {lost} log rows of steps after {int(model.step.numpy())}, which the "
-              f"interrupted run did not save; they are trained again", file=sys.stderr)
-    samples = fixed_sample(test_source, opt.sample_size, opt.seed)
-    stop = StopRequest(strategy)
-    step = int(model.step.numpy())
-    epoch, position = state["epoch"], state["position"]
+    return Loop(int(model.step.numpy()), state["epoch"], state["position"], state.get("seconds", 0.0),
+                state.get("init_seconds"), state.get("init_generator")), latest
 
-    clock, evaluated, pending = TrainingClock(state.get("seconds", 0.0)), set(), []
-    warm = {"init_seconds": state["init_seconds"]} if "init_seconds" in state else {}  # --init-generator
-    over_budget = (lambda: clock.seconds() >= 3600 * opt.max_hours) if opt.max_hours else (lambda: False)
 
-    def save():  # the state of the loop below, as it stands
-        check_finite(pending, step)  # never a checkpoint of diverged weights, and no pruning
-        if not model.all_finite():
-            raise TrainingDiverged(f"training diverged by step {step} (non-finite weights); the last "
+class LoopPoints:
+    """What the loop does at its points, from the loop's state: a log row, sample grids, a
+    checkpoint, an evaluation."""
+
+    def __init__(self, model, opt, run, log, test_source, steps_per_epoch, options):
+        self.model, self.opt, self.run, self.log = model, opt, run, log
+        self.test_source, self.steps_per_epoch, self.options = test_source, steps_per_epoch, options
+        self.sample_batch = fixed_sample(test_source, opt.sample_size, opt.seed)
+        self.evaluated = set()
+
+    def log_losses(self, loop, seconds):
+        """The mean losses of the steps since the last row (non-finite: the run stops), logged."""
+        row = check_finite(loop.pending, loop.step)
+        rate = len(loop.pending) * self.opt.batch_size / seconds
+        self.log.losses({**row, "step": loop.step, "epoch": loop.epoch + 1, "seconds": round(loop.clock.seconds(), 1),
+                         "lr": float(self.model.learning_rate()), "images_per_s": round(rate, 1)})
+        loop.pending = []
+        return row
+
+    def samples(self, loop, name):
+        self.log.image("samples", loop.step, save_samples(self.model, self.sample_batch, self.run / "samples" / name))
+
+    def save(self, loop):
+        check_finite(loop.pending, loop.step)  # never a checkpoint of diverged weights, and no pruning
+        if not self.model.all_finite():
+            raise TrainingDiverged(f"training diverged by step {loop.step} (non-finite weights); the last "
                                    f"checkpoint is kept; resume from it with a lower --lr")
+        path = self.run / ckpt.checkpoint_name(loop.step)
         try:
-            model.save(run / ckpt.checkpoint_name(step), options,
-                       {"epoch": epoch, "position": position, "seconds": clock.seconds(), **warm})
+            self.model.save(path, self.options, loop.progress())
         except OSError as e:  # a full disk, a folder made read-only: the last checkpoint is intact
-            raise ckpt.CheckpointError(f"cannot save {run / ckpt.checkpoint_name(step)} "
-                                       f"({e.strerror or e}); the last checkpoint is kept") from None
-        ckpt.prune_checkpoints(run, opt.keep_checkpoints)
+            raise ckpt.CheckpointError(f"cannot save {path} ({e.strerror or e}); the last checkpoint is kept") from None
+        ckpt.prune_checkpoints(self.run, self.opt.keep_checkpoints)
 
-    def evaluate():
-        epochs = round(epoch + position / (steps_per_epoch * opt.batch_size), 3)  # fractional mid-epoch
-        clock.pause(evaluate_and_plot, model, opt, log, test_source, run, step, epochs, clock.seconds())
-        evaluated.add(step)
-
-    while epoch < opt.epochs and not done(step, opt, stop):
-        bar = tqdm(total=steps_per_epoch * opt.batch_size, initial=position // opt.batch_size * opt.batch_size,
-                   unit="img", desc=f"epoch {epoch + 1}/{opt.epochs}", disable=not opt.progress,
-                   dynamic_ncols=True, leave=True)
-        pending, tick, steps_before_epoch = [], time.time(), step
-        for position, L, ab in epoch_batches(strategy, train_source, opt, epoch, position):
-            with watchdog.collective():
-                pending.append(model.train_step(L, ab))
-            step, position = step + 1, int(strategy.experimental_local_results(position)[0])
-            bar.update(opt.batch_size)
-            if step % opt.log_interval == 0:
-                row = check_finite(pending, step)
-                rate = len(pending) * opt.batch_size / (time.time() - tick)
-                bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
-                log.losses({**row, "step": step, "epoch": epoch + 1, "seconds": round(clock.seconds(), 1),
-                            "lr": float(model.learning_rate()), "images_per_s": round(rate, 1)})
-                pending, tick = [], time.time()
-            if step % opt.sample_interval == 0:
-                log.image("samples", step, save_samples(model, samples, run / "samples" / f"step_{step:08d}.png"))
-            if step % opt.save_interval == 0:
-                save()
-            if opt.eval_interval and step % opt.eval_interval == 0 and step % steps_per_epoch:
-                evaluate()
-                tick = time.time()
-            with watchdog.collective():
-                stop.check(over_budget() if opt.max_hours else None)
-            if done(step, opt, stop):
-                break
-        bar.close()
-        if step == steps_before_epoch and not done(step, opt, stop):
-            raise DatasetError(f"no usable training images: every one of the {len(train_source)} files was "
-                               f"skipped (grayscale or not decodable; see the warnings above)")
-        if not done(step, opt, stop) or position + opt.batch_size > len(train_source):
-            epoch, position = epoch + 1, 0
-            save()
-            log.image("samples", step, save_samples(model, samples, run / "samples" / f"epoch_{epoch:04d}.png"))
-            evaluate()
-    if step not in evaluated and not stop.signal and (latest is None or step > state["step"]):
-        evaluate()  # the run's last point of the quality curves (budget or --max-steps reached)
-    if latest is None or step > state["step"]:
-        save()
-    log.flush()
-    if stop.signal:
-        print(f"Stopped at step {step}: saved {run / ckpt.checkpoint_name(step)}; "
-              f"run the same command to resume", file=sys.stderr)
-        return 128 + stop.signal
-    budget = f", {opt.max_hours:g} h budget spent" if stop.budget_spent else ""
-    print(f"Finished at step {step} (epoch {epoch}{budget}): {run / ckpt.checkpoint_name(step)}")
-    return 0
+    def evaluate(self, loop):
+        """Off the training clock."""
+        epochs = round(loop.epoch + loop.position / (self.steps_per_epoch * self.opt.batch_size), 3)  # mid-epoch
+        loop.clock.pause(evaluate_and_plot, self.model, self.opt, self.log, self.test_source, self.run, loop.step,
+                         epochs, loop.clock.seconds())
+        self.evaluated.add(loop.step)
 
 
 class TrainingDiverged(Exception):
@@ -416,11 +466,11 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     if opt.sync_bn is None:
-        opt.sync_bn = strategy.num_replicas_in_sync > 1
+        opt = dataclasses.replace(opt, sync_bn=strategy.num_replicas_in_sync > 1)
     with tempfile.TemporaryDirectory(prefix="colorgan_worker_") as scratch:
         if not distribute.is_chief(strategy):
             # Only the chief's files count: the other workers write into a folder deleted at the end.
-            opt.checkpoints_path, opt.progress = scratch, False
+            opt = dataclasses.replace(opt, checkpoints_path=scratch, progress=False)
         try:
             return train(opt, strategy, watchdog)
         except (DatasetError, ckpt.CheckpointError, TrainingDiverged, RunInUse, atomic.NotWritable) as e:

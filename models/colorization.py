@@ -42,14 +42,10 @@ class ColorizationModel:
         self.training = training = training.resolved()
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_gan = config["model"] == "gan"
-        self.lr, self.lr_decay_rate, self.lr_decay_steps = training.lr, training.lr_decay_rate, training.lr_decay_steps
-        self.l1_weight = training.l1_weight
         self.real_label = 0.9 if training.label_smoothing else 1.0  # one-sided label smoothing
-        self.global_batch_size = training.batch_size
-        self.g_ema = g_ema = training.g_ema
+        g_ema = training.g_ema
         if not (isinstance(training.g_steps, int) and training.g_steps >= 1):
             raise ValueError(f"g_steps must be a positive integer, not {training.g_steps!r}")
-        self.g_steps = training.g_steps  # G steps per batch after D's (GAN only)
         self.weights_used = "raw"  # load_for_inference may read the weight average instead
         self.traces = 0  # how often the training step was traced (one per input shape)
         sync_bn, initializer, dropout = bool(training.sync_bn), training.init, training.dropout
@@ -86,7 +82,8 @@ class ColorizationModel:
     def learning_rate(self, step=None):
         """G's rate: lr * decay_rate^(step / decay_steps), continuous, floored at 1e-6."""
         step = tf.cast(self.step if step is None else step, tf.float32)
-        decayed = self.lr * tf.pow(self.lr_decay_rate, step / self.lr_decay_steps)
+        t = self.training
+        decayed = t.lr * tf.pow(t.lr_decay_rate, step / t.lr_decay_steps)
         return tf.maximum(decayed, MIN_LEARNING_RATE)
 
     def _adam(self, factor, beta1, policy):
@@ -122,7 +119,7 @@ class ColorizationModel:
         # alongside D's backward pass, with both sets of activations in memory: wait for D's.
         with tf.control_dependencies(d_gradients):
             L = tf.identity(L)
-        for _ in range(self.g_steps):
+        for _ in range(self.training.g_steps):  # G steps per batch after D's
             g_losses = self._generator_step(L, ab)
         return {**losses, **g_losses}
 
@@ -135,7 +132,7 @@ class ColorizationModel:
                 losses, _ = self._discriminator_step(L, ab, tf.stop_gradient(fake))
             g_losses, loss = self._generator_losses(L, ab, fake)
         self._apply(self.g_optimizer, tape, loss, self.generator.trainable_variables)
-        for _ in range(self.g_steps - 1):
+        for _ in range(self.training.g_steps - 1):
             g_losses = self._generator_step(L, ab)
         return {**losses, **g_losses}
 
@@ -162,7 +159,7 @@ class ColorizationModel:
         """G's loss terms and their weighted sum: l1_weight * L1 (+ the GAN term)."""
         g_l1 = self._mean(losses.l1_per_example(ab, fake))
         terms = {"g_l1": g_l1}
-        loss = self.l1_weight * g_l1
+        loss = self.training.l1_weight * g_l1
         if self.is_gan:
             fake_logits = self.discriminator([L, fake], training=True)
             terms["g_gan"] = self._mean(losses.generator_gan_per_example(fake_logits))
@@ -171,7 +168,7 @@ class ColorizationModel:
 
     def _mean(self, per_example):
         """Sum over this replica's examples divided by the global batch (tf.distribute's rule)."""
-        return tf.reduce_sum(per_example) / self.global_batch_size
+        return tf.reduce_sum(per_example) / self.training.batch_size
 
     @staticmethod
     def _apply(optimizer, tape, loss, variables):
@@ -209,7 +206,7 @@ class ColorizationModel:
     def save(self, path, options, state):
         state = {**state, "step": int(self.step.numpy())}
         if self.weight_average is not None:
-            state.update(g_ema=self.g_ema, ema_updates=int(self.weight_average.updates.numpy()))
+            state.update(g_ema=self.training.g_ema, ema_updates=int(self.weight_average.updates.numpy()))
         ckpt.write_checkpoint(path, self._variable_groups(), self.config, options, state)
 
     def broadcast_from_chief(self, numbers):

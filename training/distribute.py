@@ -123,7 +123,7 @@ class Watchdog:
         signal_read, signal_write = os.pipe()
         section_read, self._sections = os.pipe()
         os.set_blocking(signal_write, False)
-        watcher = Path(__file__).resolve().parent / "util" / "watcher.py"
+        watcher = Path(__file__).resolve().parents[1] / "util" / "watcher.py"
         self.process = subprocess.Popen(
             [sys.executable, str(watcher), str(os.getpid()), str(signal_read), str(section_read), str(timeout),
              str(self.GRACE)], pass_fds=(signal_read, section_read), stdin=subprocess.DEVNULL)
