@@ -11,7 +11,7 @@ from tests.conftest import ROOT, SHARED
 def test_bench_quick_runs_and_writes_well_formed_json(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, "tools/bench.py", "--quick", "--json", str(out)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=400)
+                            capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     data = json.loads(out.read_text())
     assert data["quick"] is True
