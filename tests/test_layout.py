@@ -45,8 +45,9 @@ def imports_of(path, name, modules):
             # the longest project module the name starts with: `from data.limits import X` is data.limits
             while target and target not in modules:
                 target = target.rpartition(".")[0]
+            # an empty package __init__ is only a namespace: the edge goes to the module named in it
             if target and target != name and not (modules[target].name == "__init__.py"
-                                                  and ast.parse(modules[target].read_text()).body == []):
+                                                  and not modules[target].read_text().strip()):
                 found.add(target)
     return found
 
