@@ -156,7 +156,7 @@ def main(argv=None):
     except ckpt.CheckpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    size = opt.size or model.config["image_size"]
+    size = opt.size or model.architecture.image_size
     if size is None:  # a generator.keras without its export.json
         print(f"error: {opt.checkpoint} does not say the size it was trained at (no export.json beside it); "
               f"pass --size", file=sys.stderr)

@@ -102,16 +102,16 @@ def check(name, got, want, tolerance):
 
 def export(opt):
     model, options, state = load_for_inference(opt.checkpoint, mixed_precision=False, weights=opt.weights)
-    config = model.config
-    factor = downsampling_factor(config["encoder"])
-    plain = plain_generator_from(model.generator, config)
+    architecture = model.architecture
+    factor = downsampling_factor(architecture.encoder)
+    plain = plain_generator_from(model.generator, architecture)
     out = atomic.writable_folder(opt.output)
-    grey = probe_input(config["image_size"], factor)
+    grey = probe_input(architecture.image_size, factor)
     L, _ = color.rgb_to_model_input(tf.repeat(grey, 3, axis=-1))
     want = model.generator(L, training=False).numpy()
     plain(L, training=False)  # Keras exports only a model that has been called
     report = {"checkpoint": str(ckpt.resolve_checkpoint(opt.checkpoint)), "step": state["step"],
-              "model": config["model"], "dataset": options.get("dataset"), "image_size": config["image_size"],
+              "model": architecture.model, "dataset": options.get("dataset"), "image_size": architecture.image_size,
               "size_multiple": factor, "formats": {},
               "weights": model.weights_used,  # "ema": the weight average of train.py --g-ema
               # test.py, colorize.py and serve.py read the run's options and state from here when
@@ -121,7 +121,7 @@ def export(opt):
     atomic.remove_temporaries(out, orphans_only=True)  # of an export.py killed mid-write
     if "keras" in opt.formats:
         path, staged = out / "generator.keras", atomic.temporary_name(out / "generator.keras")
-        keras_net = plain_generator_from(model.generator, config, "float16") if opt.float16 else plain
+        keras_net = plain_generator_from(model.generator, architecture, "float16") if opt.float16 else plain
         try:
             keras_net.save(str(staged))
             reloaded = load_exported(staged, check_digest=False)[0]  # as test.py and colorize.py will run it

@@ -6,7 +6,8 @@ model takes it whole (models/colorization.py), every checkpoint stores it, and t
 run changed from it. A new training option is one field here and the code that uses it. A field
 whose default is None takes its dataset's preset (DATASET_PRESETS: the reference README's runs) or
 its recipe's (RECIPES); `resolved()` fills them in. Each field has a kind:
-- "architecture": fixes the variables; a run resumes only under the same value;
+- "architecture": fixes the variables (`architecture()`, models/architecture.py); a run resumes
+  only under the same value;
 - "recipe": how the networks learn; may change on resume (announced) and names a test.py row;
 - "run": where, how long, how often, on what devices.
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from data import limits
 from data.datasets import DATASETS
 from inference.photo_io import FORMATS
+from models.architecture import Architecture
 from models.presets import PRESETS, downsampling_factor, folder_preset, valid_sizes_near
 from models.registry import DEFAULT_IMPLEMENTATION, DISCRIMINATORS, GENERATORS, IMPLEMENTATIONS, MODELS
 from util.cluster import STRATEGY_NAMES, check_tf_config
@@ -80,7 +82,7 @@ def option(default, help, kind="run", gan_only=False, **argparse):
 class TrainingConfig:
     """Frozen: a script changes it with dataclasses.replace, never in place."""
     # ------------------------------------------------------------------------------ data and run
-    dataset: str = option("cifar10", "data source", "architecture", choices=sorted(DATASETS))
+    dataset: str = option("cifar10", "data source", choices=sorted(DATASETS))
     dataset_path: str = option(None, "dataset folder (default: datasets/<dataset>); --dataset folder: several "
                                          "folders joined by ':' (';' on Windows) train as one set, each scored apart by test.py")
     checkpoints_path: str = option(None, "run folder (default: checkpoints/<dataset>_<model>)")
@@ -213,6 +215,12 @@ class TrainingConfig:
         """The U-Net's encoder and dropout layers for this dataset and image size (models/presets.py)."""
         return generator_preset(self.dataset, self.image_size)
 
+    def architecture(self):
+        """What fixes the variables (models/architecture.py): the network, its preset, its size."""
+        preset = self.generator_preset()
+        return Architecture(self.model, preset["encoder"], preset["dropout_layers"], self.image_size,
+                            self.mixed_precision, self.generator, self.discriminator)
+
     def stored(self):
         """As a checkpoint stores it (JSON-ready)."""
         return dataclasses.asdict(self)
@@ -237,6 +245,12 @@ def defaults_for(stored):
     if recipe == "photo" and dataset not in PHOTO_DATASETS:
         recipe = "paper"
     return TrainingConfig(dataset=dataset, recipe=recipe).resolved()
+
+
+def stored_options(stored):
+    """A stored run's options with every field (the one place for checkpoints older than a field):
+    a field that the checkpoint predates took its default, its dataset's and recipe's."""
+    return {**defaults_for(stored).stored(), **stored}
 
 
 def changes(stored, kinds=("recipe",)):

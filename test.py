@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from options import changes, defaults_for, flag
+from options import changes, defaults_for, flag, stored_options
 from options import parse_test_options
 from util.quiet import quiet_tensorflow
 from util.script import start_script
@@ -45,18 +45,18 @@ parse_options = parse_test_options
 def describe_network(options, state):
     """The network column of a trained checkpoint: its model, its recipe, what the run changed from
     that recipe (options.py's changes) and its origin."""
-    network = NETWORK_NAMES.get(options.get("model"), "generator")
-    default = defaults_for(options)
+    network = NETWORK_NAMES.get(options.get("model"), "generator")  # a generator.keras alone has no options
+    default, full = defaults_for(options), stored_options(options)
     if default.recipe != "paper":
         network = f"{network}, {default.recipe} recipe"
-    if options.get("generator", "unet") != default.generator:
-        network = f"{network}, {options['generator']}"  # another network than its recipe's
+    if full["generator"] != default.generator:
+        network = f"{network}, {full['generator']}"  # another network than its recipe's
     changed = changes(options)
     if "lr_decay_steps" in changed:
-        network = f"{network}, rate x{options.get('lr_decay_rate', 0.1):g} per {changed['lr_decay_steps']:,.0f} steps"
+        network = f"{network}, rate x{full['lr_decay_rate']:g} per {changed['lr_decay_steps']:,.0f} steps"
     network = ", ".join([network] + [flag(k, v) for k, v in changed.items() if k not in NAMED_ELSEWHERE])
     if options.get("init_generator"):  # train.py --init-generator: the pretraining is counted
-        network = f"{network}, G from a {state.get('init_seconds', 0) / 3600:.2f} h run"
+        network = f"{network}, G from a {state.get('init_seconds', 0.0) / 3600:.2f} h run"
     return network
 
 

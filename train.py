@@ -29,7 +29,7 @@ if __name__ == "__main__" and strategy_option(sys.argv[1:]) == "multiworker":
     # (distribute.Watchdog).
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
 
-from options import ARCHITECTURE_OPTIONS, RECIPE_OPTIONS, defaults_for  # noqa: E402
+from options import RECIPE_OPTIONS  # noqa: E402
 from options import parse_train_options  # noqa: E402
 from util.quiet import quiet_tensorflow  # noqa: E402
 from util.script import start_script  # noqa: E402
@@ -51,7 +51,7 @@ from data.errors import DatasetError
 from data.pipeline import distributed_train_batches, fixed_sample, train_batches
 from models import checkpoint as ckpt
 from models.checkpoint import EMA_GROUP
-from models.colorization import ColorizationModel, architecture, describe_difference
+from models.colorization import ColorizationModel
 from inference.loading import ema_view, generator_group
 from training.log import EVAL_SCORES, TrainingLog
 from util import atomic
@@ -112,31 +112,26 @@ class StopRequest:
 
 def build_model(opt, strategy=None):
     """The model of a training configuration (options.TrainingConfig), on the strategy's devices."""
-    preset = opt.generator_preset()
-    config = architecture(opt.model, preset["encoder"], preset["dropout_layers"], opt.image_size,
-                          opt.mixed_precision, opt.generator, opt.discriminator)
-    return ColorizationModel(config, opt, strategy)
+    return ColorizationModel(opt.architecture(), opt, strategy)
 
 
 # Options a resumed run may change besides the recipe's, each announced: the data it reads and the
 # order it reads them in.
-DATA_OPTIONS = ("dataset_path", "test_fraction", "seed")
+DATA_OPTIONS = ("dataset", "dataset_path", "test_fraction", "seed")
 
 
 def check_resumable(latest, opt, announce=True):
-    """Refuses to resume a checkpoint whose architecture options differ from this command's."""
-    _, saved, _ = ckpt.read_metadata(latest)
+    """Refuses to resume a checkpoint of another architecture than this command's; announces the
+    recipe and data options that change."""
+    architecture, saved, _ = ckpt.read_metadata(latest)
+    difference = architecture.difference(opt.architecture())
+    if difference:
+        raise ckpt.CheckpointError(f"{latest} belongs to another run ({difference}); "
+                                   f"use another --checkpoints-path or the checkpoint's options")
     changed = [k for k in RECIPE_OPTIONS + DATA_OPTIONS if k in saved and saved[k] != getattr(opt, k)]
     for k in changed if announce else ():  # allowed, never silent
         print(f"note: --{k.replace('_', '-')} was {saved[k]} in {latest.name}, {getattr(opt, k)} from now on",
               file=sys.stderr)
-    default = defaults_for(saved)  # an option that the checkpoint predates took its default
-    wanted = {k: getattr(opt, k) for k in ARCHITECTURE_OPTIONS}
-    saved = {k: saved.get(k, getattr(default, k)) for k in ARCHITECTURE_OPTIONS}
-    if saved != wanted:
-        raise ckpt.CheckpointError(
-            f"{latest} belongs to another run ({describe_difference(saved, wanted)}); "
-            f"use another --checkpoints-path or the checkpoint's options")
 
 
 def resumed_position(latest, state, n_images):
@@ -181,7 +176,7 @@ def restore_intact(model, candidates, opt):
     if damaged:
         raise ckpt.CheckpointError(f"no intact checkpoint in {Path(opt.checkpoints_path)} (set aside: "
                                    f"{', '.join(damaged)}); run the same command again to start afresh")
-    return {"epoch": 0, "position": 0}, None
+    return dict(ckpt.STATE_DEFAULTS), None
 
 
 def warm_start(model, opt):
@@ -190,17 +185,15 @@ def warm_start(model, opt):
     and the step start afresh; the training clock starts at the other run's seconds, so that time
     to quality counts the whole training."""
     path = ckpt.resolve_checkpoint(opt.init_generator)
-    config, _, state = ckpt.read_metadata(path)
-    generator_only = ("model", "discriminator", "mixed_precision")  # the generator's variables are float32 anyway
-    theirs, mine = ({k: v for k, v in c.items() if k not in generator_only} for c in (config, model.config))
-    if theirs != mine:
-        raise ckpt.CheckpointError(f"--init-generator {path} has another generator "
-                                   f"({describe_difference(theirs, mine)})")
+    architecture, _, state = ckpt.read_metadata(path)
+    difference = architecture.generator_difference(model.architecture)
+    if difference:
+        raise ckpt.CheckpointError(f"--init-generator {path} has another generator ({difference})")
     group = generator_group(path)  # its weight average (--g-ema) where it has one, as inference takes it
     ckpt.restore_variables(path, {group: model.generator.variables})
     if model.generator_ema is not None:
         model.weight_average.reset()
-    seconds = state.get("seconds", 0.0)
+    seconds = state["seconds"]
     which = ", its weight average" if group == EMA_GROUP else ""
     print(f"Generator initialised from {path} (step {state['step']}{which}, {seconds / 3600:.2f} h of training)")
     return {"epoch": 0, "position": 0, "seconds": seconds, "init_seconds": seconds, "init_generator": str(path.resolve())}
@@ -362,9 +355,9 @@ def resume(model, opt, strategy, watchdog, candidates, n_images):
     if distribute.is_multi_worker(strategy):
         # Only the chief reads the run folder: the other workers take its weights and progress.
         with watchdog.collective():
-            progress = model.broadcast_from_chief({k: state.get(k, 0) for k in ("epoch", "position", "seconds")})
+            progress = model.broadcast_from_chief({k: state[k] for k in ("epoch", "position", "seconds")})
         state = {**state, **progress, "epoch": int(progress["epoch"]), "position": int(progress["position"])}
-    return Loop(int(model.step.numpy()), state["epoch"], state["position"], state.get("seconds", 0.0),
+    return Loop(int(model.step.numpy()), state["epoch"], state["position"], state["seconds"],
                 state.get("init_seconds"), state.get("init_generator")), latest
 
 

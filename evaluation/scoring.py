@@ -11,6 +11,7 @@ from data import color
 from data.errors import DatasetError
 from data.limits import DEFAULT_MEGAPIXELS, pixel_problem, read_header
 from data.pipeline import eval_batches
+from models.architecture import STANDALONE, Architecture
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def _means(sums, count):
 
 class _NoColour:
     """A stand-in model for photos.colorize_image: a* = b* = 0 everywhere."""
-    config = {"encoder": []}
+    architecture = Architecture(STANDALONE, (), 0, None)  # no network, no size multiple
 
     @staticmethod
     def predict_ab(L):

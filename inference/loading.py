@@ -3,6 +3,7 @@ it names, its weight average where it has one, either BatchNorm protocol) or fro
 generator.keras (checked against the SHA-256 its export.json records). test.py, colorize.py,
 serve.py, export.py and tools/figures.py load models here.
 """
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,14 +11,16 @@ import keras
 import tensorflow as tf
 
 from models import checkpoint as ckpt
+from models.architecture import STANDALONE, Architecture
 from models.checkpoint import EMA_GROUP
 from models.colorization import mixed_precision_policy
 from models.lowmem.normalization import set_inference_statistics
-from models.registry import DEFAULT_IMPLEMENTATION, GENERATORS, builder
+from models.registry import GENERATORS, builder
+from options import stored_options
 
 
 def load_for_inference(path, mixed_precision=None, bn_statistics="moving", weights="ema"):
-    """A model restored from a checkpoint file or run folder, plus its (config, options, state);
+    """A model restored from a checkpoint file or run folder, plus its (options, state);
     or export.py's generator.keras (load_exported).
 
     mixed_precision: None runs the generator in the precision it was trained in; True / False
@@ -33,32 +36,32 @@ def load_for_inference(path, mixed_precision=None, bn_statistics="moving", weigh
     path = ckpt.resolve_checkpoint(path)
     if path.suffix == ".keras":
         return load_exported(path, bn_statistics)
-    config, options, state = ckpt.read_metadata(path)
+    architecture, options, state = ckpt.read_metadata(path)
     if mixed_precision is not None:
-        config = {**config, "mixed_precision": bool(mixed_precision)}
+        architecture = dataclasses.replace(architecture, mixed_precision=bool(mixed_precision))
     # The network and implementation the run trained (models/registry.py). Keras' own BatchNorm has
     # no batch-statistics inference: that protocol takes the memory-saving layers (the same variables).
-    implementation = "lowmem" if bn_statistics == "batch" else options.get("implementation", DEFAULT_IMPLEMENTATION)
+    implementation = "lowmem" if bn_statistics == "batch" else stored_options(options)["implementation"]
     # The generator alone: no discriminator, no optimizers, no weight average.
-    build = builder(GENERATORS, config.get("generator", "unet"), implementation)
-    generator = build(config["encoder"], config["dropout_layers"],
-                      dtype=mixed_precision_policy() if config["mixed_precision"] else None)
+    build = builder(GENERATORS, architecture.generator, implementation)
+    generator = build(architecture.encoder, architecture.dropout_layers,
+                      dtype=mixed_precision_policy() if architecture.mixed_precision else None)
     group = generator_group(path, weights)
     ckpt.restore_variables(path, {group: generator.variables})
-    model = GeneratorOnly(generator, config, "ema" if group == EMA_GROUP else "raw")
+    model = GeneratorOnly(generator, architecture, "ema" if group == EMA_GROUP else "raw")
     try:
         set_inference_statistics(generator, bn_statistics)
     except ValueError as e:
-        raise ckpt.CheckpointError(f"{path}: the {config.get('generator', 'unet')} generator: {e}") from None
+        raise ckpt.CheckpointError(f"{path}: the {architecture.generator} generator: {e}") from None
     return model, options, state
 
 
 class GeneratorOnly:
-    """A generator alone where inference expects a model: `predict_ab`, the `config` keys inference
-    reads and `weights_used`. The weight average of a training run (`ema_view`), or an export."""
+    """A generator alone where inference expects a model: `predict_ab`, its `architecture` and
+    `weights_used`. The weight average of a training run (`ema_view`), or an export."""
 
-    def __init__(self, generator, config, weights_used="raw"):
-        self.generator, self.config, self.weights_used = generator, config, weights_used
+    def __init__(self, generator, architecture, weights_used="raw"):
+        self.generator, self.architecture, self.weights_used = generator, architecture, weights_used
         self._predict = tf.function(lambda L: tf.cast(generator(L, training=False), tf.float32),
                                     input_signature=[tf.TensorSpec([None, None, None, 1], tf.float32)])
 
@@ -76,20 +79,19 @@ def ema_view(model):
     """The weight average (--g-ema) of a training model, for evaluation; made once per model, so
     that its prediction function is traced once, not at every evaluation."""
     if getattr(model, "_ema_view", None) is None:
-        model._ema_view = GeneratorOnly(model.generator_ema, model.config, "ema")
+        model._ema_view = GeneratorOnly(model.generator_ema, model.architecture, "ema")
     return model._ema_view
 
 
 class ExportedGenerator(GeneratorOnly):
-    """export.py's generator.keras: the config keys inference reads (image_size; encoder, for the
-    sizes the network takes)."""
+    """export.py's generator.keras: an architecture of a generator alone (its training model is in
+    export.json), its image size, and the encoder's strides that fix the sizes it takes."""
 
     def __init__(self, generator, image_size, weights_used="raw"):
         # The strided convolutions fix the sizes the network takes (models/presets.py).
         strided = [(layer.filters, layer.strides[0]) for layer in generator._flatten_layers(include_self=False)
                    if type(layer) is keras.layers.Conv2D]
-        super().__init__(generator, {"model": "exported", "encoder": strided, "image_size": image_size},
-                         weights_used)
+        super().__init__(generator, Architecture(STANDALONE, strided, 0, image_size), weights_used)
 
 
 def load_exported(path, bn_statistics="moving", check_digest=True):

@@ -104,7 +104,7 @@ def predict_ab(model, L, size):
     h, w = max(1, round(L.shape[0] * k)), max(1, round(L.shape[1] * k))
     # Antialiased bilinear, as the training pipeline resizes (data/pipeline.py).
     small = tf.image.resize(L, (h, w), antialias=True)[:, :, 0].numpy()
-    factor = downsampling_factor(model.config["encoder"])
+    factor = downsampling_factor(model.architecture.encoder)
     padded = np.pad(small / color.L_SCALE - 1.0, ((0, -h % factor), (0, -w % factor)), mode="reflect")
     return model.predict_ab(padded[None, :, :, None])[0, :h, :w].numpy(), small
 

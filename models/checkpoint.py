@@ -2,8 +2,9 @@
 average (train.py --g-ema), progress and options.
 
 Layout of one `.h5` file:
-    attrs: format, version, config (JSON: architecture), options (JSON: the resolved run options),
-           state (JSON: step, epoch, position in the epoch)
+    attrs: format, version, config (JSON: the architecture, models/architecture.py), options (JSON:
+           the resolved run options, options.TrainingConfig), state (JSON: step, epoch, position in
+           the epoch, seconds of training)
     <group per network or optimizer>/<index>: one dataset per variable, attr "path" = variable path
 Files are written to a temporary name and renamed (util/atomic.py), so a crash never leaves a
 broken checkpoint; each group's sha256 catches damage done to a file afterwards.
@@ -16,6 +17,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from models.architecture import Architecture, InvalidArchitecture, UnknownNetwork
 from util.atomic import atomic_write
 
 FORMAT = "colorgan-checkpoint"
@@ -23,9 +25,9 @@ VERSION = 1
 _NAME = re.compile(r"^step_(\d+)\.h5$")
 DAMAGED_SUFFIX = ".damaged"
 EMA_GROUP = "generator_ema"  # the group of the generator's weight average (train.py --g-ema)
-# Bounds of a checkpoint's architecture, checked before anything is built from it: a crafted
-# file must not make the loader allocate terabytes (Places365's U-Net is 8 layers of <= 512).
-MAX_LAYERS, MAX_FILTERS, MAX_IMAGE_SIZE = 16, 4096, 16384
+# What a checkpoint's state holds when it predates the entry (the architecture's own defaults are
+# models/architecture.py's, the options' options.py's stored_options).
+STATE_DEFAULTS = {"epoch": 0, "position": 0, "seconds": 0.0, "ema_updates": 0}
 
 
 class CheckpointError(Exception):
@@ -56,7 +58,7 @@ def sha256(path):
     return h.hexdigest()
 
 
-def write_checkpoint(path, variable_groups, config, options, state):
+def write_checkpoint(path, variable_groups, architecture, options, state):
     """Atomically writes `variable_groups` ({group: [variables]}) and the JSON metadata to `path`;
     each group carries the sha256 of its variables, checked whenever it is read back."""
     path = Path(path)
@@ -66,7 +68,7 @@ def write_checkpoint(path, variable_groups, config, options, state):
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["version"] = VERSION
-            f.attrs["config"] = json.dumps(config)
+            f.attrs["config"] = json.dumps(architecture.to_json())
             f.attrs["options"] = json.dumps(options)
             f.attrs["state"] = json.dumps(state)
             for group_name, variables in variable_groups.items():
@@ -81,52 +83,28 @@ def write_checkpoint(path, variable_groups, config, options, state):
 
 
 def read_metadata(path):
-    """Returns (config, options, state) of a checkpoint, or raises CheckpointError."""
+    """Returns (architecture, options, state) of a checkpoint, or raises CheckpointError."""
     with _open(path) as f:
         try:
-            config, options, state = (json.loads(f.attrs[key]) for key in ("config", "options", "state"))
+            stored, options, state = (json.loads(f.attrs[key]) for key in ("config", "options", "state"))
         except (KeyError, ValueError, TypeError, OSError) as e:
             raise DamagedCheckpoint(f"{path} is damaged: unreadable metadata ({e})") from None
-    check_config(config, path)
-    config = {"generator": "unet", "discriminator": "patchgan", **config}  # named since 2026-12
+    try:
+        architecture = Architecture.from_json(stored)
+    except UnknownNetwork as e:  # written by newer code
+        raise CheckpointError(f"{path} {e}") from None
+    except InvalidArchitecture as e:
+        raise DamagedCheckpoint(f"{path} has an invalid architecture ({e})") from None
     if not (isinstance(options, dict) and isinstance(state, dict) and isinstance(state.get("step"), int)
             and state["step"] >= 0):
         raise DamagedCheckpoint(f"{path} is damaged: its options or state are not what this project writes")
-    return config, options, state
+    return architecture, options, {**STATE_DEFAULTS, **state}
 
 
 def group_names(path):
     """The variable groups a checkpoint holds (generator, g_optimizer, ...)."""
     with _open(path) as f:
         return [name for name in f if isinstance(f[name], h5py.Group)]
-
-
-def check_config(config, path="checkpoint"):
-    """The architecture a checkpoint describes, validated before anything is allocated for it."""
-    def bad(why):
-        return DamagedCheckpoint(f"{path} has an invalid architecture ({why})")
-
-    if not isinstance(config, dict):
-        raise bad("not a JSON object")
-    encoder = config.get("encoder")
-    if not (isinstance(encoder, list) and 1 <= len(encoder) <= MAX_LAYERS):
-        raise bad(f"the encoder must have 1 to {MAX_LAYERS} layers")
-    for layer in encoder:
-        if not (isinstance(layer, list) and len(layer) == 2 and all(type(v) is int for v in layer)
-                and 1 <= layer[0] <= MAX_FILTERS and layer[1] in (1, 2)):
-            raise bad(f"encoder layer {layer!r} is not [filters 1..{MAX_FILTERS}, stride 1 or 2]")
-    dropout_layers, size = config.get("dropout_layers"), config.get("image_size")
-    if not (type(dropout_layers) is int and 0 <= dropout_layers <= len(encoder)):
-        raise bad(f"dropout_layers {dropout_layers!r}")
-    if not (type(size) is int and 1 <= size <= MAX_IMAGE_SIZE):
-        raise bad(f"image_size {size!r} is not 1..{MAX_IMAGE_SIZE}")
-    if config.get("model") not in ("gan", "unet") or not isinstance(config.get("mixed_precision"), bool):
-        raise bad("model or mixed_precision")
-    from models.registry import DISCRIMINATORS, GENERATORS
-    for key, registry in (("generator", GENERATORS), ("discriminator", DISCRIMINATORS)):
-        if key in config and config[key] not in registry:
-            raise CheckpointError(f"{path} needs the {key} {config[key]!r}, which this code does not have "
-                                  f"(models/registry.py: {', '.join(registry)})")
 
 
 def restore_variables(path, variable_groups):

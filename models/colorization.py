@@ -22,26 +22,18 @@ from models.weight_average import WeightAverage
 MIN_LEARNING_RATE = 1e-6  # reference code: the decayed rate is floored here
 
 
-def architecture(model, encoder, dropout_layers, image_size, mixed_precision=False, generator="unet",
-                 discriminator="patchgan"):
-    """The part of a run's options that fixes the variables; stored in every checkpoint."""
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; valid models: {', '.join(MODELS)}")
-    return {"model": model, "generator": generator, "discriminator": discriminator,
-            "encoder": [list(layer) for layer in encoder], "dropout_layers": dropout_layers,
-            "image_size": image_size, "mixed_precision": bool(mixed_precision)}
-
-
 class ColorizationModel:
-    """`config`: the architecture (what fixes the variables, `architecture()`); `training`: the
+    """`architecture`: what fixes the variables (models/architecture.py); `training`: the
     rest of the run's configuration (options.TrainingConfig: its fields and `resolved()`). The
     strategy, sync_bn and the implementation are runtime choices: the same variables either way."""
 
-    def __init__(self, config, training, strategy=None):
-        self.config = config
+    def __init__(self, architecture, training, strategy=None):
+        if architecture.model not in MODELS:
+            raise ValueError(f"a {architecture.model} architecture does not train")
+        self.architecture = arch = architecture
         self.training = training = training.resolved()
         self.strategy = strategy or tf.distribute.get_strategy()
-        self.is_gan = config["model"] == "gan"
+        self.is_gan = arch.is_gan
         self.real_label = 0.9 if training.label_smoothing else 1.0  # one-sided label smoothing
         g_ema = training.g_ema
         if not (isinstance(training.g_steps, int) and training.g_steps >= 1):
@@ -49,17 +41,16 @@ class ColorizationModel:
         self.weights_used = "raw"  # load_for_inference may read the weight average instead
         self.traces = 0  # how often the training step was traced (one per input shape)
         sync_bn, initializer, dropout = bool(training.sync_bn), training.init, training.dropout
-        policy = mixed_precision_policy() if config["mixed_precision"] else None
+        policy = mixed_precision_policy() if arch.mixed_precision else None
         with self.strategy.scope():
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             # The networks by name (models/registry.py).
-            build_generator = builder(GENERATORS, config.get("generator", "unet"), training.implementation)
-            self.generator = build_generator(config["encoder"], config["dropout_layers"],
+            build_generator = builder(GENERATORS, arch.generator, training.implementation)
+            self.generator = build_generator(arch.encoder, arch.dropout_layers,
                                              dtype=policy, sync_bn=sync_bn, initializer=initializer,
                                              dropout=dropout, zero_head=training.zero_head)
             self.g_optimizer = self._adam(1.0, training.beta1, policy)
-            build_discriminator = builder(DISCRIMINATORS, config.get("discriminator", "patchgan"),
-                                          training.implementation)
+            build_discriminator = builder(DISCRIMINATORS, arch.discriminator, training.implementation)
             self.discriminator = build_discriminator(dtype=policy, sync_bn=sync_bn, initializer=initializer) if self.is_gan else None
             self.d_optimizer = self._adam(training.d_lr_factor, training.beta1, policy) if self.is_gan else None
             # Optimizer slots exist before the first step, so a checkpoint can be restored into them.
@@ -70,7 +61,7 @@ class ColorizationModel:
             # weights. Built last, so that the other networks' initial weights do not depend on it.
             self.generator_ema = self.weight_average = None
             if g_ema:
-                self.generator_ema = build_generator(config["encoder"], config["dropout_layers"], dtype=policy,
+                self.generator_ema = build_generator(arch.encoder, arch.dropout_layers, dtype=policy,
                                                      sync_bn=sync_bn, initializer=initializer, dropout=dropout)
                 self.weight_average = WeightAverage(self.generator, self.generator_ema, g_ema)
         # XLA is opt-in: it made the CIFAR-10 step slower on CPUs (STYLE.md); GPUs may gain.
@@ -207,7 +198,7 @@ class ColorizationModel:
         state = {**state, "step": int(self.step.numpy())}
         if self.weight_average is not None:
             state.update(g_ema=self.training.g_ema, ema_updates=int(self.weight_average.updates.numpy()))
-        ckpt.write_checkpoint(path, self._variable_groups(), self.config, options, state)
+        ckpt.write_checkpoint(path, self._variable_groups(), self.architecture, options, state)
 
     def broadcast_from_chief(self, numbers):
         """Several workers: all take the variables and `numbers` ({name: number}) of the first
@@ -232,10 +223,10 @@ class ColorizationModel:
     def restore(self, path):
         """Restores weights, optimizer moments and the step counter; returns the saved state.
         A checkpoint without the weight average (--g-ema turned on when resuming) starts it anew."""
-        config, _, state = ckpt.read_metadata(path)
-        if config != self.config:
-            raise ckpt.CheckpointError(f"{path} was written for another architecture: "
-                                       f"{describe_difference(config, self.config)}")
+        architecture, _, state = ckpt.read_metadata(path)
+        difference = architecture.difference(self.architecture)
+        if difference:
+            raise ckpt.CheckpointError(f"{path} was written for another architecture: {difference}")
         groups = self._variable_groups()
         fresh_average = EMA_GROUP in groups and EMA_GROUP not in ckpt.group_names(path)
         if fresh_average:
@@ -247,15 +238,10 @@ class ColorizationModel:
             print(f"note: {Path(path).name} has no weight average; --g-ema starts one from its weights",
                   file=sys.stderr)
         elif self.weight_average is not None:
-            self.weight_average.updates.assign(state.get("ema_updates", 0))
+            self.weight_average.updates.assign(state["ema_updates"])
         return state
 
 
 def mixed_precision_policy():
     """bfloat16 where there is no GPU (CPUs with AVX-512 BF16 / AMX run it natively), else float16."""
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-
-
-def describe_difference(saved, wanted):
-    keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
-    return "; ".join(f"{k} is {saved.get(k)} in the checkpoint, {wanted.get(k)} here" for k in keys)

@@ -54,12 +54,12 @@ def build_narrow_generator(encoder, dropout_layers, **kwargs):
     return build_generator(narrow(encoder), dropout_layers, **kwargs)
 
 
-def plain_generator_from(generator, config, dtype=None):
+def plain_generator_from(generator, architecture, dtype=None):
     """A copy of a generator of either implementation in Keras' own layers (export.py): the network
-    the checkpoint's config names (models/registry.py), float32, or dtype ("float16") where given."""
+    the architecture names (models/registry.py), float32, or dtype ("float16") where given."""
     from models.registry import GENERATORS, builder  # the registry names this module's builders
-    build = builder(GENERATORS, config.get("generator", "unet"), "plain")
-    plain = build(config["encoder"], config["dropout_layers"], dtype=dtype)
+    build = builder(GENERATORS, architecture.generator, "plain")
+    plain = build(architecture.encoder, architecture.dropout_layers, dtype=dtype)
     copy_variables(generator, plain)
     return plain
 

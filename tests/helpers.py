@@ -1,10 +1,13 @@
-"""Small builders shared by the tests: tiny models, tiny images, tiny datasets."""
+"""Small builders shared by the tests: tiny models, tiny images, tiny datasets, tiny training runs."""
+import socket
+
 import numpy as np
 import tensorflow as tf
 from PIL import Image
 
 from options import TrainingConfig
-from models.colorization import ColorizationModel, architecture
+from models.architecture import Architecture
+from models.colorization import ColorizationModel
 
 # A U-Net with the paper's structure but a few filters, so a training step takes milliseconds.
 TINY_ENCODER = [(8, 1), (16, 2), (16, 2)]
@@ -16,8 +19,8 @@ TINY_OPTIONS = ["--dataset", "folder", "--image-size", "16", "--batch-size", "4"
 
 
 def tiny_model(kind="gan", batch=4, mixed_precision=False, **hparams):
-    config = architecture(kind, TINY_ENCODER, 1, 16, mixed_precision)
-    return ColorizationModel(config, TrainingConfig(batch_size=batch, **hparams))  # hparams: its fields
+    architecture = Architecture(kind, TINY_ENCODER, 1, 16, mixed_precision)
+    return ColorizationModel(architecture, TrainingConfig(batch_size=batch, **hparams))  # hparams: its fields
 
 
 def tiny_checkpoint(path, kind="gan", steps=0, options=None):
@@ -64,3 +67,24 @@ def image_folder(root, train=22, test=6):
     write_images(root / "train", train, size=(20, 24))
     write_images(root / "test", test, size=(16, 16), seed=1)
     return root
+
+
+def tiny_training(options):
+    """run(images, run_dir, *extra): train.py's main on a photo folder with `options` (TINY_OPTIONS
+    and a test module's own) into `run_dir`; returns its exit status."""
+    import train
+
+    def run(images, run_dir, *extra):
+        return train.main([*options, "--dataset-path", str(images), "--checkpoints-path", str(run_dir), *extra])
+    return run
+
+
+def free_ports(count):
+    """`count` TCP ports on 127.0.0.1 that were free a moment ago."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports

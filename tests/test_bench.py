@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -21,7 +22,7 @@ def test_bench_quick_runs_and_writes_well_formed_json(tmp_path):
         assert data[name]["share_of_peak"] > 0  # the FLOP counts are checked below, not timings
     for precision in ("float32", "mixed"):
         for kind in ("unet", "gan"):
-            assert data[f"step photo recipe {kind} (unet-narrow 128) {precision}"]["images_per_s"] > 0
+            assert data[f"step photo recipe {kind} (unet-narrow 32) {precision}"]["images_per_s"] > 0
     assert data["colorize.py, shipped model, 640x480 grey jpeg"]["seconds"] > 0
     assert data["pipeline cifar10 pickles"]["images_per_s"] > 0
     assert data["evaluation cifar10 float32 (test.py path)"]["images_per_s"] > 0
@@ -76,28 +77,28 @@ def test_the_step_flops_bench_reports_against_are_those_of_the_networks(preset):
     from tools import bench
     from models.presets import PRESETS
     size = bench.PRESET_SHAPES[preset][0]
-    g = bench.generator_gflops(bench.preset_config(preset, "unet"))
+    g = bench.generator_gflops(bench.preset_architecture(preset, "unet"))
     assert g == pytest.approx(hand_counted_unet_gflops(PRESETS[preset]["encoder"], size), rel=1e-9)
-    d = (bench.step_gflops(bench.preset_config(preset, "gan")) - 7 * g) / 10
+    d = (bench.step_gflops(bench.preset_architecture(preset, "gan")) - 7 * g) / 10
     assert g > 0.5 and d > 0.1
-    assert bench.step_gflops(bench.preset_config(preset, "unet")) == pytest.approx(3 * g, rel=1e-9)
+    assert bench.step_gflops(bench.preset_architecture(preset, "unet")) == pytest.approx(3 * g, rel=1e-9)
 
 
 def test_the_photo_steps_flops_are_those_of_the_narrow_unet_the_checkpoint_names():
     from tools import bench
-    from models.colorization import architecture
+    from models.architecture import Architecture
     from models.presets import folder_preset, narrow
     preset = folder_preset(128)
-    config = architecture("unet", preset["encoder"], preset["dropout_layers"], 128, generator="unet-narrow")
-    g = bench.generator_gflops(config)  # the registry's unet-narrow halves the encoder it is given
+    architecture = Architecture("unet", preset["encoder"], preset["dropout_layers"], 128, generator="unet-narrow")
+    g = bench.generator_gflops(architecture)  # the registry's unet-narrow halves the encoder it is given
     assert g == pytest.approx(hand_counted_unet_gflops(narrow(preset["encoder"]), 128), rel=1e-9)
-    assert g < 0.3 * bench.generator_gflops({**config, "generator": "unet"})
+    assert g < 0.3 * bench.generator_gflops(dataclasses.replace(architecture, generator="unet"))
 
 
 @pytest.mark.slow
 def test_the_profile_finds_the_steps_convolutions_and_writes_a_trace(tmp_path):
     from tools import bench
-    seconds, wall = bench.profile_step(bench.preset_config("cifar10", "unet"), 1, 4, tmp_path / "trace")
+    seconds, wall = bench.profile_step(bench.preset_architecture("cifar10", "unet"), 1, 4, tmp_path / "trace")
     assert list((tmp_path / "trace").rglob("*.xplane.pb"))  # TensorBoard's profile tab reads it
     assert wall > 0 and sum(seconds.values()) > 0
     groups = {bench.op_group(op) for op in seconds}

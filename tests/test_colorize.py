@@ -2,7 +2,6 @@
 the input's lightness, and the file handling (folders, skips, failures, never overwriting inputs)."""
 import io
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,18 +12,11 @@ import colorize
 from inference import photo_io
 from inference import photos
 from data import color
-from models.colorization import ColorizationModel, architecture
+from models.architecture import STANDALONE, Architecture
+from models.colorization import ColorizationModel
 from options import TrainingConfig
 from inference.loading import load_for_inference
 from models.presets import PRESETS
-from tests.helpers import tiny_checkpoint
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    path = tmp_path_factory.mktemp("run") / "step_00000000.h5"
-    keras.utils.set_random_seed(0)
-    return tiny_checkpoint(path, "gan")
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +66,7 @@ def test_the_colours_are_the_models_prediction(model):
 class SaturatedModel:
     """A model whose every prediction is a corner of the a*b* range (a*, b* = +-110): almost all
     of it outside sRGB at every lightness."""
-    config = {"encoder": [[8, 1]]}
+    architecture = Architecture(STANDALONE, [(8, 1)], 0, 16)
 
     def predict_ab(self, L):
         h, w = L.shape[1:3]
@@ -156,7 +148,7 @@ def test_a_palette_image_with_a_transparent_colour_keeps_it(model):
 def test_every_preset_architecture_colorizes_at_its_size():
     # CIFAR-10 divides by 16 at 32 pixels, Places365 by 128 at 256: an odd photo is padded to fit.
     for preset, size in (("cifar10", 32), ("places365", 256)):
-        config = architecture("gan", PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"], size)
+        config = Architecture("gan", PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"], size)
         model = ColorizationModel(config, TrainingConfig())
         out = photos.colorize_image(model, Image.fromarray(photo(300, 17)), size)
         assert out.size == (17, 300)
@@ -412,7 +404,7 @@ def test_table_lightness_equals_the_lab_conversion(channels, dtype, scale):
 class LightnessRuleModel:
     """Predicts a colour from the lightness alone, exactly, at the network's scale: orange where
     bright, blue where dark (normalised L* above or below 0)."""
-    config = {"encoder": [[8, 1]]}
+    architecture = Architecture(STANDALONE, [(8, 1)], 0, 16)
 
     def predict_ab(self, L):
         bright = tf.cast(L > 0, tf.float32)

@@ -7,7 +7,6 @@ a fresh subprocess (COLORGAN_LOGICAL_CPUS=2 splits its CPU in two).
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -22,7 +21,7 @@ import test as test_script
 import train as train_script
 from models import checkpoint as ckpt
 from tests.conftest import ROOT
-from tests.helpers import TINY_OPTIONS, image_folder
+from tests.helpers import TINY_OPTIONS, free_ports, image_folder
 
 TINY = TINY_OPTIONS + ["--model", "unet", "--sample-interval", "100", "--save-interval", "100"]
 TIMEOUT = 300  # seconds: a distributed run that hangs fails the test instead of the whole suite
@@ -62,11 +61,12 @@ def test_a_mirrored_step_on_two_devices_updates_the_weights_like_one_device():
         from training import distribute
         from data.pipeline import array_source, distributed_train_batches, train_batches
         from options import TrainingConfig
-        from models.colorization import ColorizationModel, architecture
+        from models.architecture import Architecture
+        from models.colorization import ColorizationModel
         from tests.helpers import TINY_ENCODER, colouring_task
 
         mirrored = distribute.make_strategy("mirrored")
-        config = architecture("gan", TINY_ENCODER, 0, 16)
+        config = Architecture("gan", TINY_ENCODER, 0, 16)
         source = array_source(colouring_task(8))
 
         def one_step(strategy, batches):
@@ -130,7 +130,7 @@ def test_a_checkpoint_moves_between_mirrored_and_one_device_and_mixed_precision_
     assert "Resuming" in outputs[1][1] and "at step 2" in outputs[1][1]
     assert "Resuming" in outputs[2][1] and "at step 4" in outputs[2][1]
     config, options, state = ckpt.read_metadata(ckpt.latest_checkpoint(run_dir))
-    assert state["step"] == 6 and config["mixed_precision"] and options["strategy"] == "mirrored"
+    assert state["step"] == 6 and config.mixed_precision and options["strategy"] == "mirrored"
     assert logged_steps(run_dir) == list(range(1, 7))
     out = tmp_path / "results"
     assert test_script.main(["--checkpoint", str(run_dir), "--output", str(out), "--no-progress"]) == 0
@@ -138,16 +138,6 @@ def test_a_checkpoint_moves_between_mirrored_and_one_device_and_mixed_precision_
     assert colorize.main([str(images / "test"), "--checkpoint", str(run_dir), "--output", str(coloured),
                           "--no-progress"]) == 0
     assert len(list(coloured.rglob("*.png"))) == 4
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def start_two_workers(images, folders, *extra):

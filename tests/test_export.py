@@ -14,21 +14,19 @@ from options import TrainingConfig
 import export
 from data import color
 from inference.loading import load_for_inference
+from models.architecture import Architecture
 from models.generator import plain_generator_from
 from models.generator import build_generator
-from tests.helpers import TINY_ENCODER, random_batch, tiny_checkpoint
+from tests.helpers import TINY_ENCODER, random_batch
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny U-Net after a few steps (BatchNorm statistics moved away from their start)."""
-    return tiny_checkpoint(tmp_path_factory.mktemp("run") / "step_00000003.h5", "unet", 3)
+CHECKPOINT_MODEL = "unet"  # conftest.py: a U-Net after 3 steps
 
 
 def test_the_plain_generator_has_the_variables_of_the_memory_saving_one_in_order():
     ours, plain = build_generator(TINY_ENCODER, 1), build_generator(TINY_ENCODER, 1, implementation="plain")
     assert [tuple(v.shape) for v in ours.variables] == [tuple(v.shape) for v in plain.variables]
-    copy = plain_generator_from(ours, {"encoder": TINY_ENCODER, "dropout_layers": 1})
+    copy = plain_generator_from(ours, Architecture("unet", TINY_ENCODER, 1, 16))
     L = tf.random.uniform((2, 16, 16, 1), -1, 1, seed=1)
     np.testing.assert_allclose(copy(L, training=False), ours(L, training=False), atol=1e-5)
 
@@ -156,8 +154,9 @@ def test_a_float16_export_is_half_the_file_runs_in_float32_and_is_checked_when_l
 
 
 def test_export_builds_the_network_the_checkpoint_names(tmp_path):
-    from models.colorization import ColorizationModel, architecture
-    config = architecture("unet", TINY_ENCODER, 1, 16, generator="unet-narrow")
+    from models.architecture import Architecture
+    from models.colorization import ColorizationModel
+    config = Architecture("unet", TINY_ENCODER, 1, 16, generator="unet-narrow")
     model = ColorizationModel(config, TrainingConfig(batch_size=4))
     model.train_step(*random_batch())
     (tmp_path / "run").mkdir()

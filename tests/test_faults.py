@@ -19,15 +19,13 @@ import test as test_script
 import train
 from models import checkpoint as ckpt
 from tests.conftest import ROOT
-from tests.helpers import TINY_OPTIONS, image_folder, write_images
+from tests.helpers import TINY_OPTIONS, image_folder, tiny_training, write_images
 from util import atomic
 from util.runlock import RunLock
 
 TINY = TINY_OPTIONS + ["--model", "unet", "--sample-interval", "1000", "--save-interval", "1"]
 
-
-def run(images, run_dir, *extra):
-    return train.main(TINY + ["--dataset-path", str(images), "--checkpoints-path", str(run_dir), *extra])
+run = tiny_training(TINY)
 
 
 @pytest.fixture(scope="module")

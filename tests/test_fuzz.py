@@ -11,7 +11,6 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.fuzz_corpus import LIMIT_MEGAPIXELS, make_corpus
-from tests.helpers import tiny_checkpoint
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 600  # seconds: a reader that hangs fails the test instead of the suite
@@ -29,13 +28,6 @@ def corpus(tmp_path_factory):
     manifest = make_corpus(folder)
     assert len(manifest) >= 200
     return folder, manifest
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, corpus):
-    folder, _ = corpus
-    return tiny_checkpoint(tmp_path_factory.mktemp("run") / "step_00000002.h5", "gan", 2,
-                           {"dataset_path": str(folder)})
 
 
 def run(script, *args):

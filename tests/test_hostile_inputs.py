@@ -93,10 +93,7 @@ def test_train_and_test_py_skip_a_pipe_and_train_on_the_dataset_alone(hostile_da
 
 
 # ---------------------------------------------------------------- any file name
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from tests.helpers import tiny_checkpoint
-    return tiny_checkpoint(tmp_path_factory.mktemp("run") / "step_00000002.h5", "unet", 2)
+CHECKPOINT_MODEL = "unet"  # conftest.py: a U-Net after 3 steps
 
 
 def odd_name(folder, raw):

@@ -6,7 +6,8 @@ import tensorflow as tf
 from data import color
 from options import TrainingConfig
 from models import checkpoint as ckpt
-from models.colorization import ColorizationModel, architecture
+from models.architecture import Architecture
+from models.colorization import ColorizationModel
 from inference.loading import load_for_inference
 from models.discriminator import build_discriminator
 from models.generator import build_generator
@@ -123,7 +124,7 @@ def test_checkpoint_round_trips_bit_for_bit(tmp_path):
     restored, options, state = load_for_inference(tmp_path)  # a run folder resolves to its latest
     L, _ = random_batch(seed=3)
     assert np.array_equal(model.predict_ab(L).numpy(), restored.predict_ab(L).numpy())
-    assert options == {"dataset": "folder"} and state == {"epoch": 0, "position": 4, "step": 1}
+    assert options == {"dataset": "folder"} and state == {**ckpt.STATE_DEFAULTS, "epoch": 0, "position": 4, "step": 1}
     # Optimizer moments and step come back too: the next step is identical.
     resumed = tiny_model("gan")
     resumed.restore(path)
@@ -240,7 +241,7 @@ def test_a_new_generator_is_one_registry_line_and_trains(monkeypatch, tmp_path):
         return keras.Model(inputs, layers.Conv2D(2, 1, activation="tanh", dtype="float32")(x), name=name)
 
     monkeypatch.setitem(registry.GENERATORS, "tiny", tiny_generator)
-    config = architecture("gan", [(8, 1), (16, 2)], 1, 16, generator="tiny")
+    config = Architecture("gan", [(8, 1), (16, 2)], 1, 16, generator="tiny")
     model = ColorizationModel(config, TrainingConfig(batch_size=4))
     assert len(model.generator.layers) == 3
     before = [v.numpy().copy() for v in model.generator.trainable_variables]
@@ -248,11 +249,11 @@ def test_a_new_generator_is_one_registry_line_and_trains(monkeypatch, tmp_path):
     assert all(np.isfinite(float(v)) for v in losses.values())
     assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, model.generator.trainable_variables))
     model.save(tmp_path / "step_00000001.h5", {}, {"epoch": 0, "position": 4})
-    assert read_metadata(tmp_path / "step_00000001.h5")[0]["generator"] == "tiny"
+    assert read_metadata(tmp_path / "step_00000001.h5")[0].generator == "tiny"
 
 
 def test_a_checkpoint_of_one_implementation_resumes_in_the_other(tmp_path):
-    config = architecture("gan", [(8, 1), (16, 2), (16, 2)], 1, 16)
+    config = Architecture("gan", [(8, 1), (16, 2), (16, 2)], 1, 16)
     lowmem = ColorizationModel(config, TrainingConfig(batch_size=4, implementation="lowmem"))
     lowmem.train_step(*random_batch())
     lowmem.save(tmp_path / "step_00000001.h5", {}, {"epoch": 0, "position": 4})
@@ -283,7 +284,7 @@ def test_a_registered_generator_runs_through_test_colorize_and_export(monkeypatc
 
     monkeypatch.setitem(registry.GENERATORS, "tiny", tiny_generator)
     images = image_folder(tmp_path / "images")
-    model = ColorizationModel(architecture("unet", [(8, 1), (16, 2)], 1, 16, generator="tiny"), TrainingConfig(batch_size=4))
+    model = ColorizationModel(Architecture("unet", [(8, 1), (16, 2)], 1, 16, generator="tiny"), TrainingConfig(batch_size=4))
     model.train_step(*random_batch())
     (tmp_path / "run").mkdir()
     options = {"dataset": "folder", "dataset_path": str(images), "image_size": 16, "batch_size": 4,

@@ -14,7 +14,9 @@ from models import checkpoint as ckpt
 def test_no_colour_row_matches_the_independent_skimage_figures(real_cifar10):
     source = load_source("cifar10", real_cifar10.parent, "test", 32)
     assert len(source) == 10000
-    scores = scoring.evaluate(None, source, 500, predict=scoring.no_colour)
+    # the metrics asserted here: SSIM and the 256x256 ones would upsample 10,000 images for nothing
+    scores = scoring.evaluate(None, source, 500, predict=scoring.no_colour,
+                              names=("accuracy", "mae", "psnr", "palette"))
     assert round(100 * scores["accuracy"], 2) == 24.63
     assert round(scores["mae"], 2) == 12.40
     assert round(scores["psnr"], 2) == 21.96

@@ -17,19 +17,10 @@ from PIL import Image
 import colorize
 from web import app as web_app
 from tests.conftest import ROOT
-from tests.test_distribute import free_ports
-from tests.helpers import image_folder, tiny_checkpoint
+from tests.helpers import free_ports
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DOCS = ROOT / "docs"
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny GAN whose checkpoint names a folder dataset with 10 test images."""
-    root = tmp_path_factory.mktemp("serve")
-    images = image_folder(root / "images", train=4, test=10)
-    return tiny_checkpoint(root / "run" / "step_00000002.h5", "gan", 2, {"dataset_path": str(images)})
 
 
 def png_file(path, size=(30, 20), seed=0):

@@ -11,13 +11,11 @@ import test as test_script
 import train
 from models import checkpoint as ckpt
 from tests.conftest import ROOT
-from tests.helpers import TINY_OPTIONS
+from tests.helpers import TINY_OPTIONS, tiny_training
 
 TINY = TINY_OPTIONS + ["--epochs", "3", "--sample-interval", "2", "--save-interval", "100"]
 
-
-def run(images, run_dir, *extra):
-    return train.main(TINY + ["--dataset-path", str(images), "--checkpoints-path", str(run_dir), *extra])
+run = tiny_training(TINY)
 
 
 def generator_weights(path):
@@ -192,7 +190,7 @@ def test_a_gan_warm_started_from_a_unet_begins_with_its_generator_and_counts_its
     assert max(np.max(np.abs(u_average[k] - g_weights[k])) for k in u_average) < 1e-5
     assert max(np.max(np.abs(u_weights[k] - g_weights[k])) for k in u_average) > 1e-5
     config, options, state = ckpt.read_metadata(gan / "step_00000001.h5")
-    assert config["model"] == "gan" and state["step"] == 1
+    assert config.model == "gan" and state["step"] == 1
     assert state["init_seconds"] == unet_seconds and state["seconds"] > unet_seconds
     assert options["init_generator"] == str((unet / "step_00000002.h5").resolve())
     first_eval = (gan / "eval.csv").read_text().splitlines()[1].split(",")
@@ -254,7 +252,7 @@ def test_the_photo_recipe_builds_the_narrow_unet_trains_and_resumes(images, tmp_
     assert train.main(common + ["--max-steps", "1"]) == 0
     first = ckpt.latest_checkpoint(tmp_path)
     config, options, _ = ckpt.read_metadata(first)
-    assert config["generator"] == "unet-narrow" and config["image_size"] == 32 and options["g_ema"] == 0.999
+    assert config.generator == "unet-narrow" and config.image_size == 32 and options["g_ema"] == 0.999
     assert train.main(common + ["--max-steps", "2"]) == 0  # resumes the run: one more step
     assert ckpt.read_metadata(ckpt.latest_checkpoint(tmp_path))[2]["step"] == 2
     assert RECIPES["photo"]["generator"] in test_script.describe_network(

@@ -149,12 +149,13 @@ def test_the_average_is_kept_on_every_replica_of_a_mirrored_strategy():
         import keras, numpy as np
         from training import distribute
         from options import TrainingConfig
-        from models.colorization import ColorizationModel, architecture
+        from models.architecture import Architecture
+        from models.colorization import ColorizationModel
         from tests.helpers import TINY_ENCODER, random_batch
 
         strategy = distribute.make_strategy("mirrored")
         keras.utils.set_random_seed(0)
-        model = ColorizationModel(architecture("gan", TINY_ENCODER, 0, 16),
+        model = ColorizationModel(Architecture("gan", TINY_ENCODER, 0, 16),
                                   TrainingConfig(batch_size=8, sync_bn=True, g_ema=0.5), strategy)
         floats = lambda vs: [v.numpy() for v in vs if np.issubdtype(v.numpy().dtype, np.floating)]
         before = floats(model.generator.variables)

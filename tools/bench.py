@@ -32,7 +32,8 @@ import tensorflow as tf
 from evaluation import scoring
 from data.pipeline import array_source, file_source, train_batches
 from options import TrainingConfig
-from models.colorization import ColorizationModel, architecture
+from models.architecture import Architecture
+from models.colorization import ColorizationModel
 from models.presets import PRESETS, folder_preset
 from models.registry import DISCRIMINATORS, GENERATORS, builder
 
@@ -70,15 +71,15 @@ def bare_step(preset, kind, mixed, steps, batch, xla=False, implementation="lowm
     g_ema: train.py --g-ema, the generator's weight average updated after each step.
     g_steps: train.py --g-steps, the GAN's generator steps per batch (the reference's 2).
     """
-    config = preset_config(preset, kind, mixed)
-    return config_step(config, steps, batch, xla=xla, implementation=implementation, g_ema=g_ema, g_steps=g_steps)
+    architecture = preset_architecture(preset, kind, mixed)
+    return architecture_step(architecture, steps, batch, xla=xla, implementation=implementation, g_ema=g_ema, g_steps=g_steps)
 
 
-def config_step(config, steps, batch, **hparams):
-    """Images/s of the training step of the model `config` describes, and its trace count;
-    `hparams`: fields of config.TrainingConfig."""
-    size = config["image_size"]
-    model = ColorizationModel(config, TrainingConfig(batch_size=batch, **hparams))
+def architecture_step(architecture, steps, batch, **hparams):
+    """Images/s of the training step of the model `architecture` describes, and its trace count;
+    `hparams`: fields of options.TrainingConfig."""
+    size = architecture.image_size
+    model = ColorizationModel(architecture, TrainingConfig(batch_size=batch, **hparams))
     rng = np.random.default_rng(0)
     L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
@@ -104,13 +105,13 @@ def op_group(op_type):
                 "element-wise and other")
 
 
-def profile_step(config, steps, batch, logdir, **hparams):
-    """Seconds per op type in `steps` training steps of the model `config` describes, from a
+def profile_step(architecture, steps, batch, logdir, **hparams):
+    """Seconds per op type in `steps` training steps of the model `architecture` describes, from a
     tf.profiler trace (written to `logdir`, viewable in TensorBoard's profile tab): summed over
-    TensorFlow's inter-op threads; `hparams`: fields of config.TrainingConfig."""
+    TensorFlow's inter-op threads; `hparams`: fields of options.TrainingConfig."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
-    size = config["image_size"]
-    model = ColorizationModel(config, TrainingConfig(batch_size=batch, **hparams))
+    size = architecture.image_size
+    model = ColorizationModel(architecture, TrainingConfig(batch_size=batch, **hparams))
     rng = np.random.default_rng(0)
     L = tf.constant(rng.uniform(-1, 1, (batch, size, size, 1)), tf.float32)
     ab = tf.constant(rng.uniform(-0.3, 0.3, (batch, size, size, 2)), tf.float32)
@@ -139,29 +140,32 @@ def profile_step(config, steps, batch, logdir, **hparams):
     return seconds, wall
 
 
-def matmul_rate(dtype=tf.float32, n=2048):
+def matmul_rate(dtype=tf.float32, n=2048, repeats=10):
     """An n x n matrix product in `dtype`, in GFLOP/s."""
     a = tf.cast(tf.random.normal((n, n)), dtype)
     product = tf.function(lambda m: m @ m)
-    seconds = timed(lambda: product(a).numpy(), 10)
+    seconds = timed(lambda: product(a).numpy(), repeats)
     return 2 * n ** 3 / seconds / 1e9
 
 
-def convolution_rate(dtype=tf.float32, batch=32, size=32, channels=256):
+def convolution_rate(dtype=tf.float32, batch=32, size=32, channels=256, repeats=10):
     """A 3x3 'same' convolution of `channels` to `channels` channels in `dtype`, in GFLOP/s."""
     x = tf.cast(tf.random.normal((batch, size, size, channels)), dtype)
     kernel = tf.cast(tf.random.normal((3, 3, channels, channels)), dtype)
     convolution = tf.function(lambda x: tf.nn.conv2d(x, kernel, 1, "SAME"))
-    seconds = timed(lambda: convolution(x).numpy(), 10)
+    seconds = timed(lambda: convolution(x).numpy(), repeats)
     return 2 * batch * size * size * 9 * channels * channels / seconds / 1e9
 
 
-def machine_peak(dtype):
+def machine_peak(dtype, quick=False):
     """The machine's peak as TensorFlow reaches it: the faster of a large matrix product and a
     large convolution. A matrix product alone can read low: on 2 cores of an AMD EPYC with
     avx512_bf16 one run measured 200 float32 GFLOP/s for it while the U-Net's step reached 290, so
     the step read as 145 % of the peak (the convolution: 432; the product, an hour later, 392)."""
-    matmul, convolution = matmul_rate(dtype), convolution_rate(dtype)
+    if quick:  # a smoke test's figure: a fraction of the work, read low
+        matmul, convolution = matmul_rate(dtype, 512, 2), convolution_rate(dtype, 4, repeats=2)
+    else:
+        matmul, convolution = matmul_rate(dtype), convolution_rate(dtype)
     return max(matmul, convolution), matmul, convolution
 
 
@@ -184,16 +188,15 @@ def _network_gflops(kind, name, encoder, dropout_layers, size):
     return graph_gflops(builder(DISCRIMINATORS, name, "plain")(), [(1, size, size, 1), (1, size, size, 2)])
 
 
-def generator_gflops(config):
-    """FLOPs of one forward pass of the generator `config` (models/colorization.py architecture)
+def generator_gflops(architecture):
+    """FLOPs of one forward pass of the generator `architecture` (models/architecture.py)
     names, on one image at its size: counted in the network as built (its plain implementation,
     the same maths as the memory-saving one)."""
-    encoder = tuple(tuple(layer) for layer in config["encoder"])
-    return _network_gflops("generator", config.get("generator", "unet"), encoder, config["dropout_layers"],
-                           config["image_size"])
+    return _network_gflops("generator", architecture.generator, architecture.encoder, architecture.dropout_layers,
+                           architecture.image_size)
 
 
-def step_gflops(config):
+def step_gflops(architecture):
     """Model FLOPs of one training step per image, convolutions only, by the usual convention
     that a trained layer's backward pass costs twice its forward pass (input and weight gradients).
 
@@ -201,16 +204,16 @@ def step_gflops(config):
     on the real and the fake batch (G + 6 D); each of the two G steps is G forward and backward
     plus D forward and its input gradient (3 G + 2 D): 7 G + 10 D in all.
     """
-    g = generator_gflops(config)
-    if config["model"] == "unet":
+    g = generator_gflops(architecture)
+    if architecture.model == "unet":
         return 3 * g
-    d = _network_gflops("discriminator", config.get("discriminator", "patchgan"), (), 0, config["image_size"])
+    d = _network_gflops("discriminator", architecture.discriminator, (), 0, architecture.image_size)
     return 7 * g + 10 * d
 
 
-def preset_config(preset, kind, mixed=False):
+def preset_architecture(preset, kind, mixed=False):
     """The architecture of a README run: CIFAR-10 at 32x32 or Places365 at 256x256."""
-    return architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"],
+    return Architecture(kind, PRESETS[preset]["encoder"], PRESETS[preset]["dropout_layers"],
                         PRESET_SHAPES[preset][0], mixed)
 
 
@@ -279,7 +282,7 @@ def colorize_times(tmp, sizes):
 
     from inference import photo_io
     from inference import photos
-    model = ColorizationModel(architecture("gan", PRESETS["places365"]["encoder"], 3, 256), TrainingConfig())
+    model = ColorizationModel(Architecture("gan", PRESETS["places365"]["encoder"], 3, 256), TrainingConfig())
     sources = sorted((SHARED / "places365-sample").rglob("*.jpg")) if SHARED.is_dir() else []
     times = {}
     for width, height in sizes:
@@ -319,10 +322,10 @@ class Bench:
         self.rows.append((name, value, note))
         self.results[name] = numbers
 
-    def record_step(self, name, rate, traces, config, batch):
+    def record_step(self, name, rate, traces, architecture, batch):
         """A training step's images/s against the machine's peak in its precision."""
-        achieved = rate * step_gflops(config)
-        mixed = config["mixed_precision"]
+        achieved = rate * step_gflops(architecture)
+        mixed = architecture.mixed_precision
         share = achieved / self.peaks[mixed]  # on GPUs --mixed-precision is float16, whose peak this does not measure
         self.record(name, f"{rate:.1f} img/s", f"batch {batch}, traced {traces}x; {achieved:.0f} GFLOP/s, "
                     f"{share:.0%} of the {'bfloat16' if mixed else 'float32'} peak", images_per_s=rate,
@@ -332,7 +335,7 @@ class Bench:
 def peaks_section(b):
     """The machine's peaks, which every step is reported against."""
     for mixed, dtype in ((False, tf.float32), (True, tf.bfloat16)):
-        peak, matmul, convolution = machine_peak(dtype)
+        peak, matmul, convolution = machine_peak(dtype, b.opt.quick)
         b.peaks[mixed] = peak
         b.record(f"{dtype.name} machine peak", f"{peak:.0f} GFLOP/s",
                  f"the faster of a 2048x2048 matrix product, {matmul:.0f}, and a 3x3 convolution (256 "
@@ -348,7 +351,7 @@ def steps_section(b):
                                  b.batches[preset])
         b.step_rates[(preset, kind, mixed)] = rate
         b.record_step(f"step {preset} {kind} {'mixed' if mixed else 'float32'}", rate, traces,
-                      preset_config(preset, kind, mixed), b.batches[preset])
+                      preset_architecture(preset, kind, mixed), b.batches[preset])
     for preset, kind in [(p, k) for p in b.presets for k in b.kinds]:
         ratio = b.step_rates[(preset, kind, True)] / b.step_rates[(preset, kind, False)]
         b.record(f"mixed / float32 step, {preset} {kind}", f"{ratio:.2f}x", ratio=ratio)
@@ -358,7 +361,7 @@ def steps_section(b):
     for kind, mixed in [(k, m) for k in b.kinds for m in (False, True)]:
         rate, _ = bare_step("cifar10", kind, mixed, 1, batch, implementation="plain")
         ratio = b.step_rates[("cifar10", kind, mixed)] / rate
-        share = rate * step_gflops(preset_config("cifar10", kind, mixed)) / b.peaks[mixed]
+        share = rate * step_gflops(preset_architecture("cifar10", kind, mixed)) / b.peaks[mixed]
         b.record(f"step cifar10 {kind} {'mixed' if mixed else 'float32'} --implementation plain",
                  f"{rate:.1f} img/s", f"Keras' own layers; the memory-saving ones are {ratio:.2f}x this; "
                  f"{share:.0%} of the peak", images_per_s=rate, lowmem_speedup=ratio, share_of_peak=share)
@@ -380,10 +383,10 @@ def steps_section(b):
              images_per_s=rate, traces=traces, ratio=ratio)
 
 
-def photo_config(kind, mixed, size=128):
+def photo_architecture(kind, mixed, size=128):
     """The architecture of `train.py --recipe photo` (the half-width U-Net) at `size`."""
     preset = folder_preset(size)
-    return architecture(kind, preset["encoder"], preset["dropout_layers"], size, mixed, generator="unet-narrow")
+    return Architecture(kind, preset["encoder"], preset["dropout_layers"], size, mixed, generator="unet-narrow")
 
 
 PHOTO_RECIPE = {"zero_head": True, "g_ema": 0.999}  # the photo recipe's fields that change the step
@@ -392,14 +395,14 @@ PHOTO_RECIPE = {"zero_head": True, "g_ema": 0.999}  # the photo recipe's fields 
 def profile_section(b):
     """Where the step's time goes (tf.profiler): the CIFAR-10 GAN at batch 128, and the photo
     recipe's U-Net and GAN at 128x128, batch 16, in float32 and bfloat16."""
-    cases = [("cifar10 gan", preset_config("cifar10", "gan", mixed), b.batches["cifar10"], {},
+    cases = [("cifar10 gan", preset_architecture("cifar10", "gan", mixed), b.batches["cifar10"], {},
               b.step_rates.get(("cifar10", "gan", mixed)), mixed) for mixed in (False, True)]
-    cases += [(f"photo {kind} 128", photo_config(kind, mixed), 16, PHOTO_RECIPE,
+    cases += [(f"photo {kind} 128", photo_architecture(kind, mixed), 16, PHOTO_RECIPE,
                b.step_rates.get(("photo", kind, mixed)), mixed) for kind in ("unet", "gan") for mixed in (False, True)]
-    for name, config, batch, hparams, rate, mixed in cases:
+    for name, architecture, batch, hparams, rate, mixed in cases:
         precision = "mixed" if mixed else "float32"
         logdir = Path(b.opt.profile_dir or tempfile.mkdtemp()) / f"{name.replace(' ', '_')}_{precision}"
-        seconds, wall = profile_step(config, 3, batch, logdir, **hparams)
+        seconds, wall = profile_step(architecture, 3, batch, logdir, **hparams)
         total = sum(seconds.values())
         groups = {}
         for op_type, value in seconds.items():
@@ -407,7 +410,7 @@ def profile_section(b):
         top = sorted(seconds.items(), key=lambda item: -item[1])[:8]
         # The step's share of the peak if every op but the convolutions took no time (their share
         # of the op time taken as their share of the wall time): the ceiling of removing the rest.
-        step_share = (rate or 0) * step_gflops(config) / b.peaks.get(mixed, 1e99)
+        step_share = (rate or 0) * step_gflops(architecture) / b.peaks.get(mixed, 1e99)
         ceiling = step_share / (groups.get("convolution", 0) / total) if step_share else None
         b.record(f"profile {name} {precision}: op time by kind",
                  ", ".join(f"{group} {value / total:.0%}" for group, value in sorted(groups.items(), key=lambda g: -g[1])),
@@ -437,7 +440,7 @@ def pipelines_section(b, images, paths):
 
 def evaluation_rate(images, n, mixed, batch):
     """Images/s of test.py's evaluation (accuracy and MAE) at 32x32, after a warm-up batch."""
-    model = ColorizationModel(preset_config("cifar10", "gan", mixed), TrainingConfig())
+    model = ColorizationModel(preset_architecture("cifar10", "gan", mixed), TrainingConfig())
     source = array_source(images[:n], drop_grayscale=False)
     scoring.evaluate(model, source, batch, limit=batch, names=("accuracy", "mae"))  # traces
     start = time.perf_counter()
@@ -448,7 +451,7 @@ def evaluation_rate(images, n, mixed, batch):
 def inference_section(b, images, tmp):
     """test.py's evaluation at 32x32 (accuracy and MAE), and colorize.py on big photos."""
     n, batch = (200, 100) if b.opt.quick else (5000, 250)
-    flops = generator_gflops(preset_config("cifar10", "gan"))
+    flops = generator_gflops(preset_architecture("cifar10", "gan"))
     rates = {}
     for mixed in (False, True):
         rate = rates[mixed] = evaluation_rate(images, n, mixed, batch)
@@ -469,7 +472,7 @@ def update_times(b):
     import keras
 
     from models.adam import Adam
-    model = ColorizationModel(photo_config("unet", True), TrainingConfig(batch_size=16, **PHOTO_RECIPE))
+    model = ColorizationModel(photo_architecture("unet", True), TrainingConfig(batch_size=16, **PHOTO_RECIPE))
     variables = model.generator.trainable_variables
     rng = np.random.default_rng(0)
     gradients = [tf.constant(rng.normal(0, 1e-3, v.shape), tf.float32) for v in variables]
@@ -497,17 +500,17 @@ def photo_section(b):
     from inference import photos
     from inference.loading import load_for_inference
     from options import SHIPPED_MODEL
-    batch = 4 if b.opt.quick else 16
+    batch, size = (4, 32) if b.opt.quick else (16, 128)
     for kind, mixed in [(k, m) for k in ("unet", "gan") for m in (False, True)]:
-        config = photo_config(kind, mixed)
-        rate, traces = config_step(config, 1 if b.opt.quick else 3, batch, **PHOTO_RECIPE)
+        architecture = photo_architecture(kind, mixed, size)
+        rate, traces = architecture_step(architecture, 1 if b.opt.quick else 3, batch, **PHOTO_RECIPE)
         b.step_rates[("photo", kind, mixed)] = rate
-        b.record_step(f"step photo recipe {kind} (unet-narrow 128) {'mixed' if mixed else 'float32'}", rate, traces,
-                      config, batch)
+        b.record_step(f"step photo recipe {kind} (unet-narrow {size}) {'mixed' if mixed else 'float32'}", rate,
+                      traces, architecture, batch)
     if not b.opt.quick:  # the GAN's D step on the first G step's forward pass, timed as a pair
-        config = photo_config("gan", True)
-        without, _ = config_step(config, 3, batch, **PHOTO_RECIPE)
-        rate, _ = config_step(config, 3, batch, shared_forward=True, **PHOTO_RECIPE)
+        architecture = photo_architecture("gan", True)
+        without, _ = architecture_step(architecture, 3, batch, **PHOTO_RECIPE)
+        rate, _ = architecture_step(architecture, 3, batch, shared_forward=True, **PHOTO_RECIPE)
         b.record("step photo recipe gan mixed --shared-forward", f"{rate:.1f} img/s",
                  f"{rate / without:.2f}x without it ({without:.1f} img/s, timed beside it)",
                  images_per_s=rate, ratio=rate / without)
@@ -560,7 +563,7 @@ def photo_loop_section(b, cwd):
         args = ["--dataset", "folder", "--dataset-path", "photos", "--recipe", "photo", "--model", kind,
                 "--checkpoints-path", name, "--max-steps", str(steps), "--log-interval", str(steps // 4),
                 "--eval-images", "16"] + (["--mixed-precision"] if mixed else []) + (
-                    ["--batch-size", "4"] if b.opt.quick else [])
+                    ["--batch-size", "4", "--image-size", "32"] if b.opt.quick else [])  # as the quick step
         log, peak = train_run(args, cwd)
         loop = float(np.mean([float(r["images_per_s"]) for r in log[1:]]))  # the first interval traces
         step = b.step_rates.get(("photo", kind, mixed))
@@ -575,7 +578,7 @@ def loop_section(b, cifar_dir, cwd):
     batch = b.batches["cifar10"]
     args = ["--dataset", "cifar10", "--dataset-path", str(cifar_dir), "--checkpoints-path", "cifar",
             "--batch-size", str(batch), "--max-steps", "4" if b.opt.quick else "15",
-            "--log-interval", "2" if b.opt.quick else "5"]
+            "--log-interval", "2" if b.opt.quick else "5"] + (["--eval-images", "16"] if b.opt.quick else [])
     log, peak = train_run(args, cwd)
     loop = float(np.mean([float(r["images_per_s"]) for r in log[1:]]))
     step = b.step_rates.get(("cifar10", "gan", False))
@@ -605,7 +608,8 @@ def main(argv=None):
     from options import Parser
     p = Parser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
-                   help="about two minutes: the CIFAR-10 GAN at batch 8, one step of each, small samples")
+                   help="a smoke test of every section (minutes): the CIFAR-10 GAN at batch 8, the photo "
+                        "steps at 32x32, one step of each, small samples")
     p.add_argument("--json", help="also write the results here")
     p.add_argument("--profile-dir", help="where the 'profile' section writes its tf.profiler traces "
                                          "(TensorBoard's profile tab; default: a temporary folder)")

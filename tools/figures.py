@@ -130,10 +130,10 @@ def main(argv=None):
         return
     model = load_for_inference(opt.checkpoint)[0]
     if opt.upsampling:
-        save_image(upsampling_crops(paths, model, model.config["image_size"]), opt.output)
+        save_image(upsampling_crops(paths, model, model.architecture.image_size), opt.output)
         print(f"{opt.output}: {', '.join(str(p) for p in paths)}")
         return
-    save_image(photo_grid(paths, model, model.config["image_size"], per_row=opt.per_row), opt.output)
+    save_image(photo_grid(paths, model, model.architecture.image_size, per_row=opt.per_row), opt.output)
     print(f"{opt.output}: {', '.join(str(p) for p in paths)}")
 
 

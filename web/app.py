@@ -68,7 +68,7 @@ class Colorizer:
 
     def __init__(self, model, max_bytes, max_pixels):
         self.model, self.max_bytes, self.max_pixels = model, max_bytes, max_pixels
-        self.size = model.config["image_size"]
+        self.size = model.architecture.image_size
         self.lock = threading.Lock()
 
     def png(self, data, name="upload"):
