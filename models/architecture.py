@@ -25,6 +25,10 @@ class InvalidArchitecture(ValueError):
     """A stored architecture that this code cannot build (malformed, out of bounds, unknown names)."""
 
 
+class UnknownNetwork(InvalidArchitecture):
+    """A stored architecture that names a network models/registry.py does not have (newer code's)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Architecture:
     """`encoder`: (filters, stride) per encoder layer (models/presets.py); `dropout_layers`: how many
@@ -89,7 +93,3 @@ class Architecture:
     def generator_difference(self, other):
         """What differs between the two generators' variables ("" when they are the same)."""
         return self.difference(other, ignore=NOT_THE_GENERATOR)
-
-
-class UnknownNetwork(InvalidArchitecture):
-    """A stored architecture that names a network models/registry.py does not have (newer code's)."""
