@@ -50,13 +50,28 @@ def classifier_test(real, colorized, epochs=10, batch_size=64, seed=0):
 
     (x_train, y_train), (x_test, y_test) = pairs(halves[0]), pairs(halves[1])
     network = classifier_network(seed)
-    network.compile(optimizer=keras.optimizers.Adam(1e-3), loss=keras.losses.BinaryCrossentropy(from_logits=True),
-                    metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)])
+    optimizer = keras.optimizers.Adam(1e-3)
+    loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    # One traced step and one traced prediction for all the epochs (keras' fit and predict, called
+    # once per epoch for the curve, would build their pipelines and functions again each time).
+    @tf.function(reduce_retracing=True)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y[:, None], network(x, training=True))
+        optimizer.apply(tape.gradient(loss, network.trainable_variables), network.trainable_variables)
+
+    @tf.function(reduce_retracing=True)
+    def logits(x):
+        return network(x, training=False)[:, 0]
+
     shuffle = np.random.default_rng(seed + 1)
     curve = []
     for _ in range(epochs):
         p = shuffle.permutation(len(x_train))
-        network.fit(x_train[p], y_train[p], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
-        logits = network.predict(x_test, batch_size=256, verbose=0)[:, 0]
-        curve.append(float(np.mean((logits > 0) == (y_test > 0.5))))
+        for start in range(0, len(p), batch_size):
+            batch = p[start:start + batch_size]
+            train_step(x_train[batch], y_train[batch])
+        predicted = np.concatenate([logits(x_test[i:i + 256]).numpy() for i in range(0, len(x_test), 256)])
+        curve.append(float(np.mean((predicted > 0) == (y_test > 0.5))))
     return curve[-1], curve
