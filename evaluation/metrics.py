@@ -88,35 +88,58 @@ def ssim_window(sigma=1.5, truncate=3.5):
 SSIM_MIN_SIDE = ssim_window()  # 11
 
 
+# Photos whose longer side is at most this use the dense filter matrices (fast for small images,
+# where a product is cheaper than a filter call); larger ones the separable filter, whose cost grows
+# with the pixels, not with the pixels times the side.
+SSIM_MATRIX_SIDE = 128
+SSIM_CHUNK_PIXELS = 2 ** 22  # pixels per plane batch: bounds the float64 moments of a large photo
+
+
 def ssim(rgb_true, rgb_pred, data_range=255.0, sigma=1.5, chunk=512):
     """Per-image SSIM, mean over the R, G, B channels, Gaussian window."""
     # Wang et al. 2004 (K1 = 0.01, K2 = 0.03, Gaussian window sigma 1.5, population covariance),
     # computed as skimage.metrics.structural_similarity(data_range=255, channel_axis=-1,
     # gaussian_weights=True, sigma=1.5, use_sample_covariance=False) does: an ndimage Gaussian
     # truncated at 3.5 sigma with 'reflect' borders, then a border of one window radius cropped
-    # before averaging. The separable filter-and-crop is two small matrices, so the five local
-    # moments of a chunk of images cost two matrix products (10,000 32x32 images in about 3 s).
+    # before averaging. For small images the separable filter-and-crop is two small matrices, so
+    # the five local moments of a chunk of images cost two matrix products (10,000 32x32 images in
+    # about 3 s); for photos it is ndimage's filter itself, one channel at a time.
     t, p = np.asarray(rgb_true), np.asarray(rgb_pred)
     if t.shape != p.shape or t.ndim != 4 or t.shape[-1] != 3:
         raise ValueError(f"expected two batches shaped (N, H, W, 3), got {t.shape} and {p.shape}")
     truncate = 3.5  # skimage's value
     size = ssim_window(sigma, truncate)
-    if min(t.shape[1:3]) < size:
-        raise ValueError(f"SSIM needs images of at least {size}x{size}, "
-                         f"got {t.shape[1]}x{t.shape[2]}")
-    kh = _window_matrix(t.shape[1], sigma, truncate)
-    kw = _window_matrix(t.shape[2], sigma, truncate)
+    height, width = t.shape[1:3]
+    if min(height, width) < size:
+        raise ValueError(f"SSIM needs images of at least {size}x{size}, got {height}x{width}")
+    if max(height, width) <= SSIM_MATRIX_SIDE:
+        kh, kw = _window_matrix(height, sigma, truncate), _window_matrix(width, sigma, truncate)
+
+        def local_means(planes):
+            return kh @ planes @ kw.T
+        channels = [slice(None)]  # all three at once
+    else:
+        r = size // 2
+
+        def local_means(planes):  # along the rows, cropped, then along the columns, cropped
+            planes = ndimage.gaussian_filter1d(planes, sigma, axis=-1, truncate=truncate, mode="reflect")
+            planes = planes[..., r:width - r]
+            return ndimage.gaussian_filter1d(planes, sigma, axis=-2, truncate=truncate, mode="reflect")[
+                ..., r:height - r, :]
+        channels = [slice(c, c + 1) for c in range(3)]
+        chunk = max(1, min(chunk, SSIM_CHUNK_PIXELS // (height * width)))
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
-    out = np.empty(len(t))
+    out = np.zeros(len(t))
     for i in range(0, len(t), chunk):
-        # Channels first so that rows and columns are the last two axes of the matrix products.
-        x = np.moveaxis(t[i:i + chunk], -1, 1).astype(np.float64)
-        y = np.moveaxis(p[i:i + chunk], -1, 1).astype(np.float64)
-        ux, uy, uxx, uyy, uxy = kh @ np.stack([x, y, x * x, y * y, x * y]) @ kw.T
-        vx, vy, vxy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy
-        s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-        out[i:i + chunk] = s.mean(axis=(1, 2, 3))
+        for c in channels:
+            # Channels first so that rows and columns are the last two axes.
+            x = np.moveaxis(t[i:i + chunk, ..., c], -1, 1).astype(np.float64)
+            y = np.moveaxis(p[i:i + chunk, ..., c], -1, 1).astype(np.float64)
+            ux, uy, uxx, uyy, uxy = local_means(np.stack([x, y, x * x, y * y, x * y]))
+            vx, vy, vxy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy
+            s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+            out[i:i + chunk] += s.mean(axis=(1, 2, 3)) * (x.shape[1] / 3)  # this channel's share
     return out
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 from PIL import Image
 
 import colorize
+import options
 import test as test_script
 import train
 from models import checkpoint as ckpt
@@ -91,9 +92,19 @@ DAMAGES = {"truncated": (truncate, "damaged"), "overwritten": (overwrite_middle,
            "absurd size": (absurd_size, "invalid architecture"), "not ours": (not_ours, "not an HDF5 file")}
 
 
+@pytest.fixture(scope="module")
+def resumer(two_checkpoints, images):
+    """restore(run_dir): train.py's choice of the checkpoint to resume (train.restore_intact), on a
+    model of the run's architecture built once, with the messages it prints."""
+    opt = options.parse_train_options([*TINY, "--dataset-path", str(images), "--checkpoints-path",
+                                       str(two_checkpoints)])
+    model = train.build_model(opt)
+    return lambda run_dir: train.restore_intact(model, ckpt.list_checkpoints(run_dir), opt)
+
+
 @pytest.mark.parametrize("damage", list(DAMAGES))
-def test_a_damaged_checkpoint_is_set_aside_and_the_run_resumes_from_the_newest_intact_one(
-        two_checkpoints, images, tmp_path, capsys, damage):
+def test_a_damaged_checkpoint_is_one_line_and_set_aside_for_the_newest_intact_one(
+        two_checkpoints, resumer, images, tmp_path, capsys, damage):
     harm, message = DAMAGES[damage]
     run_dir = copy_run(two_checkpoints, tmp_path / "run")
     harm(run_dir / "step_00000002.h5")
@@ -107,10 +118,22 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_run_resumes_from_the_newest_i
                           "--output", str(tmp_path / "c"), "--no-progress"]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
-    # the resume: step 2 set aside (kept), training goes on from step 1
+    # train.py's resume: step 2 set aside (kept), step 1 restored
+    state, restored = resumer(run_dir)
+    err = capsys.readouterr().err
+    assert message in err and "resuming from step_00000001.h5" in err
+    assert restored.name == "step_00000001.h5" and state["step"] == 1
+    assert (run_dir / "step_00000002.h5.damaged").exists()
+    assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["step_00000001.h5"]
+
+
+def test_a_run_whose_newest_checkpoint_is_damaged_trains_on_from_the_one_before(two_checkpoints, images, tmp_path,
+                                                                                capsys):
+    run_dir = copy_run(two_checkpoints, tmp_path / "run")
+    truncate(run_dir / "step_00000002.h5")
     assert run(images, run_dir, "--max-steps", "3") == 0
     out = capsys.readouterr()
-    assert message in out.err and "resuming from step_00000001.h5" in out.err
+    assert "damaged" in out.err and "resuming from step_00000001.h5" in out.err
     assert "at step 1 " in out.out
     assert (run_dir / "step_00000002.h5.damaged").exists()
     assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["step_00000001.h5", "step_00000002.h5",

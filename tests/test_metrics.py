@@ -79,7 +79,7 @@ def test_psnr_matches_skimage_and_caps_identical_images():
         peak_signal_noise_ratio(a, b, data_range=255))
 
 
-@pytest.mark.parametrize("shape", [(4, 32, 32, 3), (3, 64, 48, 3), (2, 11, 17, 3)])
+@pytest.mark.parametrize("shape", [(4, 32, 32, 3), (3, 64, 48, 3), (2, 11, 17, 3), (2, 200, 131, 3)])
 def test_ssim_matches_skimage(shape):
     rng = np.random.default_rng(sum(shape))
     a, b = _random_pair(rng, shape)
@@ -87,7 +87,7 @@ def test_ssim_matches_skimage(shape):
     expected = [structural_similarity(x, y, data_range=255, channel_axis=-1,
                                       gaussian_weights=True, sigma=1.5,
                                       use_sample_covariance=False) for x, y in zip(a, b)]
-    ours = metrics.ssim(a, b, chunk=2)  # a chunk boundary inside the batch
+    ours = metrics.ssim(a, b, chunk=2)  # a chunk boundary inside the batch (200x131: the photo path)
     np.testing.assert_allclose(ours, expected, atol=1e-10)
     assert ours[0] == pytest.approx(1.0)
     assert np.all(ours[1:] < 0.99)
