@@ -20,14 +20,11 @@ def test_bench_quick_runs_and_writes_well_formed_json(tmp_path):
         assert data[name]["images_per_s"] > 0
         assert data[name]["traces"] == 1  # one trace per input shape
         assert data[name]["share_of_peak"] > 0  # the FLOP counts are checked below, not timings
-    for precision in ("float32", "mixed"):
-        for kind in ("unet", "gan"):
-            assert data[f"step photo recipe {kind} (unet-narrow 32) {precision}"]["images_per_s"] > 0
+    for kind in ("unet", "gan"):  # float32 only: the quick run's bfloat16 is the CIFAR-10 step's
+        assert data[f"step photo recipe {kind} (unet-narrow 32) float32"]["images_per_s"] > 0
     assert data["colorize.py, shipped model, 640x480 grey jpeg"]["seconds"] > 0
     assert data["pipeline cifar10 pickles"]["images_per_s"] > 0
     assert data["evaluation cifar10 float32 (test.py path)"]["images_per_s"] > 0
-    assert data["evaluation cifar10 mixed (--mixed-precision) (test.py path)"]["images_per_s"] > 0
-    assert data["mixed / float32 evaluation"]["ratio"] > 0
     for precision in ("float32", "bfloat16"):  # the faster of the two kernels
         peak = data[f"{precision} machine peak"]
         assert peak["gflops"] == max(peak["matmul_gflops"], peak["convolution_gflops"]) > 0

@@ -298,7 +298,7 @@ def logged_steps(run_dir):
 @pytest.mark.slow
 def test_a_training_killed_at_random_moments_resumes_to_the_end_with_every_step_logged_once(images, tmp_path):
     # SIGKILL during steps and during saves (a checkpoint every step), three times, then to the end.
-    run_dir, total, rng = tmp_path / "run", 24, random.Random(1)
+    run_dir, total, rng = tmp_path / "run", 12, random.Random(1)
     command = [sys.executable, "train.py", *TINY, "--dataset-path", str(images), "--checkpoints-path",
                str(run_dir), "--max-steps", str(total)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

@@ -107,7 +107,9 @@ def test_model_learns_a_tiny_colouring_task(kind, mixed_precision):
     images = colouring_task(64)
     L, ab = color.rgb_to_model_input(tf.constant(images))
     model = tiny_model(kind, batch=16, lr=2e-3, mixed_precision=mixed_precision)
-    for step in range(300):
+    # 300 batches; 100 for the GAN, whose two G steps per batch get it there sooner (at 100 its
+    # error was a fifth of this bound's, the U-Net's about two thirds).
+    for step in range(100 if kind == "gan" else 300):
         i = (step * 16) % 64
         model.train_step(L[i:i + 16], ab[i:i + 16])
     test_L, test_ab = color.rgb_to_model_input(tf.constant(colouring_task(32, seed=1)))

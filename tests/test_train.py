@@ -139,8 +139,8 @@ def test_a_stop_signal_saves_a_checkpoint_and_the_run_resumes(images, tmp_path, 
     import signal
     import time
     run_dir = tmp_path / folder
-    command = [sys.executable, "train.py", *TINY, "--epochs", "50", "--dataset-path", str(images),
-               "--checkpoints-path", str(run_dir)]
+    command = [sys.executable, "train.py", *TINY, "--model", "unet", "--epochs", "50", "--dataset-path",
+               str(images), "--checkpoints-path", str(run_dir)]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     deadline = time.time() + 120
@@ -153,17 +153,17 @@ def test_a_stop_signal_saves_a_checkpoint_and_the_run_resumes(images, tmp_path, 
     saved = ckpt.latest_checkpoint(run_dir)
     step = ckpt.read_metadata(saved)[2]["step"]
     assert step >= 1
-    assert run(images, run_dir, "--max-steps", str(step + 1)) == 0
+    assert run(images, run_dir, "--model", "unet", "--max-steps", str(step + 1)) == 0
     assert ckpt.read_metadata(ckpt.latest_checkpoint(run_dir))[2]["step"] == step + 1
 
 
 @pytest.mark.slow
 def test_a_diverging_run_stops_with_one_line_and_keeps_its_good_checkpoints(images, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    assert run(images, run_dir, "--max-steps", "2", "--save-interval", "1") == 0
+    assert run(images, run_dir, "--model", "unet", "--max-steps", "2", "--save-interval", "1") == 0
     good = (run_dir / "step_00000002.h5").read_bytes()
     # A learning rate of 1e30 overflows the weights within a few steps.
-    assert run(images, run_dir, "--max-steps", "40", "--save-interval", "1", "--lr", "1e30") == 1
+    assert run(images, run_dir, "--model", "unet", "--max-steps", "40", "--save-interval", "1", "--lr", "1e30") == 1
     err = capsys.readouterr().err
     assert "note: --lr was 0.0003 in step_00000002.h5, 1e+30 from now on" in err  # announced, not silent
     assert err.count("error:") == 1 and "error: training diverged by step" in err
