@@ -63,7 +63,7 @@ def test_a_run_writes_everything_and_test_py_reads_it(images, tmp_path, capsys):
     out = tmp_path / "results"
     assert test_script.main(["--checkpoint", str(run_dir), "--output", str(out), "--no-progress"]) == 0
     rows = json.loads((out / "results.json").read_text())
-    assert [r["Network"] for r in rows] == ["no colour (a* = b* = 0)", "GAN"]
+    assert [r["Network"] for r in rows] == ["no colour (a* = b* = 0)", "GAN, unet-narrow"]  # TINY_OPTIONS' network
     assert 0 <= rows[1]["Accuracy"] <= 100 and rows[1]["MAE"] > 0
     assert (out / "results.md").read_text().startswith("| Dataset | Network | BatchNorm | Batch size | Epochs | Hours | MAE")
     assert (out / "quality.png").is_file() and (out / "tradeoff.png").is_file()  # the run evaluated at its epoch's end
@@ -201,12 +201,12 @@ def test_a_gan_warm_started_from_a_unet_begins_with_its_generator_and_counts_its
     # The row names the pretraining (its hours, however long the tiny run took on a loaded machine)
     # and a recipe changed from the paper's (this run's --lr 1e-7).
     hours = f"G from a {unet_seconds / 3600:.2f} h run"
-    assert test_script.describe_network(options, state) == f"GAN, --lr 1e-07, {hours}"
+    assert test_script.describe_network(options, state) == f"GAN, unet-narrow, --lr 1e-07, {hours}"
     assert test_script.describe_network({**options, "lr": 3e-4, "g_steps": 1, "dropout": 0.0}, state) == \
-        f"GAN, --g-steps 1, --dropout 0, {hours}"
+        f"GAN, unet-narrow, --g-steps 1, --dropout 0, {hours}"
     assert test_script.curve_labels([gan / "step_00000002.h5", tmp_path / "other" / "step_00000002.h5"],
-                                    [(None, options, state)] * 2) == [f"GAN, --lr 1e-07, {hours} (gan)",
-                                                                      f"GAN, --lr 1e-07, {hours} (other)"]
+                                    [(None, options, state)] * 2) == [f"GAN, unet-narrow, --lr 1e-07, {hours} (gan)",
+                                                                      f"GAN, unet-narrow, --lr 1e-07, {hours} (other)"]
 
 
 @pytest.mark.slow
