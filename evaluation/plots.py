@@ -22,14 +22,15 @@ def grey_rgb(rgb):
     return np.round(color.lab2rgb(lab) * 255).astype(np.uint8)
 
 
-def triplet_grid(originals, colorized_by_model, per_row=None, gap=2):
-    """uint8 grid: each image as [grey | original | colorized by each model ...].
+def triplet_grid(originals, colorized_by_model, per_row=None, gap=2, truth=True):
+    """uint8 grid: each image as [grey | original | colorized by each model ...]; truth=False: no
+    original column (photos that have no colour truth, such as old photographs).
 
     With one model, several triplets per row (as the original sample grids); with several, one
     image per row and a column per model.
     """
     originals = np.asarray(originals)
-    columns = [grey_rgb(originals), originals] + [np.asarray(c) for c in colorized_by_model]
+    columns = [grey_rgb(originals)] + [originals] * truth + [np.asarray(c) for c in colorized_by_model]
     n, h, w, _ = originals.shape
     per_row = per_row or (min(4, n) if len(colorized_by_model) == 1 else 1)
     rows = math.ceil(n / per_row)

@@ -432,3 +432,23 @@ def test_guided_upsampling_puts_the_colour_edge_on_the_lightness_edge():
 def test_upsampling_must_be_known(model):
     with pytest.raises(ValueError, match="unknown upsampling 'nearest'"):
         photos.colorize_image(model, Image.fromarray(photo(20, 20)), 16, "nearest")
+
+
+def test_the_figure_of_photos_without_a_colour_truth_has_no_original_column(checkpoint, tmp_path, capsys):
+    from tools import figures
+    from tests.helpers import write_images
+    photos_folder = write_images(tmp_path / "photos", 2, size=(30, 40))
+    side, gap = 224, 2  # figures.photo_grid's cells
+    grids = {}
+    for extra, columns in (([], 3), (["--no-truth"], 2)):
+        out = tmp_path / f"grid{columns}.png"
+        figures.main([str(out), str(photos_folder), "--checkpoint", str(checkpoint), "--per-row", "1", *extra])
+        grids[columns] = np.asarray(Image.open(out))
+        assert grids[columns].shape == (2 * (side + gap) + gap, columns * (side + gap) + 2 * gap, 3)
+
+    def column(grid, j):
+        return grid[:, gap + j * (side + gap):gap + j * (side + gap) + side]
+    # [grey | original | colorized] and [grey | colorized]: the same grey, the same colours
+    assert np.array_equal(column(grids[2], 0), column(grids[3], 0))
+    assert np.array_equal(column(grids[2], 1), column(grids[3], 2))
+    assert not np.array_equal(column(grids[3], 1), column(grids[3], 2))

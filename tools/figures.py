@@ -1,7 +1,7 @@
 """The documents' photo figures: grids of photos colorized at full resolution, crops of the two
 upsamplings, and a screenshot of serve.py's page.
 
-    python tools/figures.py docs/photos.png PHOTO_OR_FOLDER... [--checkpoint C] [--page | --upsampling]
+    python tools/figures.py docs/photos.png PHOTO_OR_FOLDER... [--checkpoint C] [--page | --upsampling | --no-truth]
 """
 import sys
 from pathlib import Path
@@ -14,9 +14,10 @@ from PIL import Image  # noqa: E402
 from evaluation.plots import save_image, triplet_grid  # noqa: E402
 
 
-def photo_grid(paths, model, size, side=224, per_row=2):
-    """uint8 grid of photos as [grey | original | colorized], each colorized at its full resolution
-    as colorize.py does (the network sees it at `size`), then shown at side x side."""
+def photo_grid(paths, model, size, side=224, per_row=2, truth=True):
+    """uint8 grid of photos as [grey | original | colorized] (truth=False: [grey | colorized]), each
+    colorized at its full resolution as colorize.py does (the network sees it at `size`), then shown
+    at side x side."""
     from inference import photos  # TensorFlow: only here
 
     def square(image):
@@ -30,7 +31,7 @@ def photo_grid(paths, model, size, side=224, per_row=2):
         image = photos.read_image(path)
         originals.append(square(image))
         colorized.append(square(photos.colorize_image(model, image, size)))
-    return triplet_grid(originals, [colorized], per_row=per_row)
+    return triplet_grid(originals, [colorized], per_row=per_row, truth=truth)
 
 
 def busiest_crop(grey, crop):
@@ -114,6 +115,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--per-row", type=int, default=2)
     p.add_argument("--page", action="store_true", help="a screenshot of serve.py's page (chromium)")
+    p.add_argument("--no-truth", action="store_true",
+                   help="photos without a colour truth (old photographs): [grey | colorized]")
     p.add_argument("--upsampling", action="store_true",
                    help="[original | bilinear | guided] crops at full resolution where the photo has the most edges")
     opt = p.parse_args(argv)
@@ -133,7 +136,8 @@ def main(argv=None):
         save_image(upsampling_crops(paths, model, model.architecture.image_size), opt.output)
         print(f"{opt.output}: {', '.join(str(p) for p in paths)}")
         return
-    save_image(photo_grid(paths, model, model.architecture.image_size, per_row=opt.per_row), opt.output)
+    save_image(photo_grid(paths, model, model.architecture.image_size, per_row=opt.per_row, truth=not opt.no_truth),
+               opt.output)
     print(f"{opt.output}: {', '.join(str(p) for p in paths)}")
 
 
