@@ -434,6 +434,7 @@ def test_upsampling_must_be_known(model):
         photos.colorize_image(model, Image.fromarray(photo(20, 20)), 16, "nearest")
 
 
+@pytest.mark.slow
 def test_the_figure_of_photos_without_a_colour_truth_has_no_original_column(checkpoint, tmp_path, capsys):
     from tools import figures
     from tests.helpers import write_images

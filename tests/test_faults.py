@@ -127,6 +127,7 @@ def test_a_damaged_checkpoint_is_one_line_and_set_aside_for_the_newest_intact_on
     assert [p.name for p in ckpt.list_checkpoints(run_dir)] == ["step_00000001.h5"]
 
 
+@pytest.mark.slow
 def test_a_run_whose_newest_checkpoint_is_damaged_trains_on_from_the_one_before(two_checkpoints, images, tmp_path,
                                                                                 capsys):
     run_dir = copy_run(two_checkpoints, tmp_path / "run")
